@@ -1,20 +1,33 @@
 /*
- * cmd_bench.c - `encore bench`: not available in this build yet.
- *
- * The command is part of the contract (DESIGN 7) and is being built; until
- * it lands it fails with a clear message rather than pretending to work.
+ * cmd_bench.c - `encore bench engine|farm|render [options] [--json]`.
  */
 #include <stdio.h>
+#include <string.h>
 
+#include "bench.h"
 #include "commands.h"
+
+static const char usage[] =
+    "usage: encore bench engine|farm|render [options] [--json]\n"
+    "  engine   DiT forward GFLOP/s vs OpenBLAS sgemm, memory, attention scratch\n"
+    "  farm     coordinator throughput and efficiency with simulated workers\n"
+    "  render   seconds per render stage with the tiny model\n"
+    "`encore bench NAME --help` lists each bench's options.\n";
 
 int cmd_bench(const struct global_opts *g, int argc, char **argv)
 {
     (void)g;
-    if (argc > 1 && cli_is_help(argv[1])) {
-        printf("usage: encore bench ...\n(not available in this build yet)\n");
+    if (argc < 2)
+        return cli_usage_error(usage, "bench: which bench?");
+    if (cli_is_help(argv[1])) {
+        fputs(usage, stdout);
         return EXIT_STATUS_OK;
     }
-    fprintf(stderr, "encore bench: not available in this build yet\n");
-    return EXIT_STATUS_FAILURE;
+    if (strcmp(argv[1], "engine") == 0)
+        return bench_engine(argc - 1, argv + 1);
+    if (strcmp(argv[1], "farm") == 0)
+        return bench_farm(argc - 1, argv + 1);
+    if (strcmp(argv[1], "render") == 0)
+        return bench_render(argc - 1, argv + 1);
+    return cli_usage_error(usage, "bench: unknown bench '%s'", argv[1]);
 }

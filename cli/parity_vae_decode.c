@@ -1,0 +1,13 @@
+/*
+ * parity_vae_decode.c - `encore parity` for fixtures of kind "vae_decode": not
+ * supported by this build yet (the module is being built).
+ */
+#include "common/err.h"
+#include "common/log.h"
+#include "parity.h"
+
+int parity_vae_decode(struct parity_run *r)
+{
+    return log_error_rc(ENC_ENOTSUP, "'%s': fixture kind 'vae_decode' is not supported by this build yet",
+                        r->path);
+}
