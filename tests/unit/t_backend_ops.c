@@ -638,6 +638,14 @@ int main(void)
                              .groups = 3};
     test_conv(3, 3, (int64_t[]){5, 4, 3}, (int64_t[]){2, 2, 2}, &dw, DTYPE_F16, 1, "depthwise");
 
+    struct conv_params wide = {.stride = {1, 2, 3}, .pad_front = {1, 3, 3},
+                               .pad_back = {0, 2, 4}, .groups = 1};
+    test_conv(2, 3, (int64_t[]){2, 3, 4}, (int64_t[]){2, 2, 2}, &wide, DTYPE_F32, 1,
+              "padding wider than the kernel");
+    struct conv_params thin = {.stride = {1, 1, 1}, .pad_front = {0, 1, 0},
+                               .pad_back = {0, 1, 2}, .groups = 1};
+    test_conv(4, 5, (int64_t[]){1, 7, 1}, (int64_t[]){1, 3, 3}, &thin, DTYPE_BF16, 0, "W=1");
+
     test_errors();
 
     size_t s1 = cpu_attention_scratch_bytes(32760, 32760, 12, 128, 4);

@@ -15,6 +15,7 @@
  */
 #include <cblas.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "common/err.h"
 #include "common/xmalloc.h"
@@ -42,12 +43,23 @@ struct conv_job {
     int64_t (*cache)[2];      /* (n_threads) [col slice key, weight tile key], -1 none */
 };
 
-/* build col[Kg, np] for positions p0.. of group g */
+/* ceil_div() for b > 0 and any a */
+static int64_t ceil_div(int64_t a, int64_t b)
+{
+    return a >= 0 ? (a + b - 1) / b : -((-a) / b);
+}
+
+/* im2col() builds col[Kg, np] for output positions p0.. of group g. Each
+ * row of col (one kernel tap of one input channel) is filled run by run: a
+ * run is the positions sharing an output row (to, ho); within it the taps
+ * that land inside the input are copied (memcpy when stride is 1) and the
+ * ones over the padding are zero. */
 static void im2col(const struct conv_job *j, float *col, int64_t g, int64_t p0, int64_t np)
 {
     const struct conv_params *cp = j->p;
     int64_t HoWo = j->Ho * j->Wo;
     int64_t to0 = p0 / HoWo, ho0 = (p0 % HoWo) / j->Wo, wo0 = p0 % j->Wo;
+    int64_t sw = cp->stride[2], pw = cp->pad_front[2];
     int64_t kk = 0;
     for (int64_t ci = 0; ci < j->cin_g; ci++) {
         const float *xc = j->x + (g * j->cin_g + ci) * j->T * j->H * j->W;
@@ -55,20 +67,40 @@ static void im2col(const struct conv_job *j, float *col, int64_t g, int64_t p0, 
             for (int64_t dh = 0; dh < j->kh; dh++)
                 for (int64_t dw = 0; dw < j->kw; dw++, kk++) {
                     float *row = col + kk * np;
+                    /* output columns wo in [wlo, whi) read inside the input */
+                    int64_t wlo = ceil_div(pw - dw, sw);
+                    int64_t whi = (j->W - 1 + pw - dw) >= 0 ? (j->W - 1 + pw - dw) / sw + 1 : 0;
+                    if (wlo < 0)
+                        wlo = 0;
                     int64_t to = to0, ho = ho0, wo = wo0;
-                    for (int64_t i = 0; i < np; i++) {
+                    for (int64_t i = 0; i < np;) {
+                        int64_t run = j->Wo - wo < np - i ? j->Wo - wo : np - i;
                         int64_t ti = to * cp->stride[0] - cp->pad_front[0] + dt;
                         int64_t hi = ho * cp->stride[1] - cp->pad_front[1] + dh;
-                        int64_t wi = wo * cp->stride[2] - cp->pad_front[2] + dw;
-                        int inside = ti >= 0 && ti < j->T && hi >= 0 && hi < j->H && wi >= 0 &&
-                                     wi < j->W;
-                        row[i] = inside ? xc[(ti * j->H + hi) * j->W + wi] : 0.0f;
-                        if (++wo == j->Wo) {
-                            wo = 0;
-                            if (++ho == j->Ho) {
-                                ho = 0;
-                                to++;
-                            }
+                        float *dst = row + i;
+                        if (ti < 0 || ti >= j->T || hi < 0 || hi >= j->H) {
+                            memset(dst, 0, (size_t)run * sizeof(float));
+                        } else {
+                            const float *src = xc + (ti * j->H + hi) * j->W;
+                            int64_t a = wlo > wo ? wlo : wo, b = whi < wo + run ? whi : wo + run;
+                            if (b < a)
+                                b = a = wo + run; /* no tap inside: all zero */
+                            for (int64_t w = wo; w < a; w++)
+                                dst[w - wo] = 0.0f;
+                            if (sw == 1 && b > a)
+                                memcpy(dst + (a - wo), src + a - pw + dw,
+                                       (size_t)(b - a) * sizeof(float));
+                            else if (sw != 1)
+                                for (int64_t w = a; w < b; w++)
+                                    dst[w - wo] = src[w * sw - pw + dw];
+                            for (int64_t w = b; w < wo + run; w++)
+                                dst[w - wo] = 0.0f;
+                        }
+                        i += run;
+                        wo = 0;
+                        if (++ho == j->Ho) {
+                            ho = 0;
+                            to++;
                         }
                     }
                 }
