@@ -24,8 +24,7 @@ static float urand(void)
     return (float)((double)(z >> 11) / 9007199254740992.0 * 2.0 - 1.0);
 }
 
-static struct tensor *rand_tensor(struct backend *be, enum dtype dt, int ndim,
-                                  const int64_t *shape)
+static struct tensor *rand_tensor(struct backend *be, enum dtype dt, int ndim, const int64_t *shape)
 {
     struct tensor *t = tensor_new(be, dt, ndim, shape);
     int64_t n = tensor_numel(t);
@@ -38,12 +37,12 @@ static struct tensor *rand_tensor(struct backend *be, enum dtype dt, int ndim,
     }
     return t;
 }
-#define R_(be, dt, ...)                                                                        \
-    rand_tensor((be), (dt), (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)),        \
+#define R_(be, dt, ...)                                                                            \
+    rand_tensor((be), (dt), (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)),             \
                 (int64_t[]){__VA_ARGS__})
 
 enum { OUT_LIN_F32, OUT_LIN_BF16, OUT_ATT, OUT_ATT_SHORT, OUT_CONV, OUT_LN, OUT_COUNT };
-static const char *names[OUT_COUNT] = {"linear f32", "linear bf16", "attention Tk=700",
+static const char *names[OUT_COUNT] = {"linear f32",      "linear bf16", "attention Tk=700",
                                        "attention Tk=17", "conv3d bf16", "layer_norm"};
 
 /* run_all() computes every output on a backend of n threads; fills out[] (caller frees). */
@@ -74,8 +73,8 @@ static int run_all(int n_threads, float *out[OUT_COUNT], size_t bytes[OUT_COUNT]
     struct tensor *cx = R_(be, DTYPE_F32, 8, 3, 20, 21), *cw = R_(be, DTYPE_BF16, 16, 8, 3, 3, 3);
     struct tensor *cb = R_(be, DTYPE_F32, 16);
     struct tensor *cy = tensor_new_shape(be, DTYPE_F32, 16, 3, 20, 21);
-    struct conv_params cp = {.stride = {1, 1, 1}, .pad_front = {2, 1, 1}, .pad_back = {0, 1, 1},
-                             .groups = 1};
+    struct conv_params cp = {
+        .stride = {1, 1, 1}, .pad_front = {2, 1, 1}, .pad_back = {0, 1, 1}, .groups = 1};
     rc |= backend_conv3d(be, cy, cx, cw, cb, &cp);
 
     struct tensor *ln = tensor_new_shape(be, DTYPE_F32, 600, 200);
@@ -86,8 +85,8 @@ static int run_all(int n_threads, float *out[OUT_COUNT], size_t bytes[OUT_COUNT]
         bytes[i] = tensor_nbytes(res[i]);
         out[i] = backend_tensor_to_f32(be, res[i]);
     }
-    struct tensor *all[] = {x, w, wb, b, ys[0], ys[1], q, k, v, o, q2, k2, v2, o2,
-                            cx, cw, cb, cy, ln};
+    struct tensor *all[] = {x,  w,  wb, b,  ys[0], ys[1], q,  k,  v, o,
+                            q2, k2, v2, o2, cx,    cw,    cb, cy, ln};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         tensor_destroy(&all[i]);
     backend_destroy(&be);

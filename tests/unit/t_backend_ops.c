@@ -45,15 +45,15 @@ static uint16_t f16_of_k(int k)
     int a = k < 0 ? -k : k;
     int e = 0;
     while ((a >> e) > 1)
-        e++;                                   /* a in [2^e, 2^(e+1)) */
-    int exp = e - 10 + 15;                     /* value = a * 2^-10 */
+        e++;               /* a in [2^e, 2^(e+1)) */
+    int exp = e - 10 + 15; /* value = a * 2^-10 */
     uint16_t man = (uint16_t)(((unsigned)a << (10 - e)) & 0x3ff);
     return (uint16_t)(sign | (exp << 10) | man);
 }
 
 /* A random weight of dtype dt; *ref gets its exact f32 values. */
-static struct tensor *rand_weight(struct backend *be, enum dtype dt, int ndim,
-                                  const int64_t *shape, float **ref)
+static struct tensor *rand_weight(struct backend *be, enum dtype dt, int ndim, const int64_t *shape,
+                                  float **ref)
 {
     int64_t n = 1;
     for (int i = 0; i < ndim; i++)
@@ -80,13 +80,12 @@ static struct tensor *rand_weight(struct backend *be, enum dtype dt, int ndim,
     return t;
 }
 
-static struct tensor *from_host(struct backend *be, int ndim, const int64_t *shape,
-                                const float *h)
+static struct tensor *from_host(struct backend *be, int ndim, const int64_t *shape, const float *h)
 {
     return backend_tensor_from_host(be, DTYPE_F32, ndim, shape, h, 0);
 }
-#define T_(be, h, ...)                                                                         \
-    from_host((be), (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)),                \
+#define T_(be, h, ...)                                                                             \
+    from_host((be), (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)),                     \
               (int64_t[]){__VA_ARGS__}, (h))
 
 /* max over i of |got - want| / (abs_tol + rel_tol * scale_i) must be <= 1 */
@@ -417,8 +416,8 @@ static void test_attention(int64_t B, int64_t Tq, int64_t Tk, int64_t H, int64_t
                   *tv = T_(be, v, B, Tk, H, D), *to = tensor_new_shape(be, DTYPE_F32, B, Tq, H, D);
     int rc = backend_attention(be, to, tq, tk, tv, (float)scale);
     ok(rc == 0 && close_to(to->data, want, NULL, B * Tq * H * D, 1e-5, 1e-5, "attention"),
-       "attention B=%lld Tq=%lld Tk=%lld H=%lld D=%lld", (long long)B, (long long)Tq,
-       (long long)Tk, (long long)H, (long long)D);
+       "attention B=%lld Tq=%lld Tk=%lld H=%lld D=%lld", (long long)B, (long long)Tq, (long long)Tk,
+       (long long)H, (long long)D);
     tensor_destroy(&tq);
     tensor_destroy(&tk);
     tensor_destroy(&tv);
@@ -441,8 +440,7 @@ static void test_conv(int64_t cin, int64_t cout, const int64_t in[3], const int6
     int64_t nx = cin * in[0] * in[1] * in[2], P = out[0] * out[1] * out[2];
     float *x = rand_f32(nx, 1.0), *wf = NULL, *b = bias ? rand_f32(cout, 1.0) : NULL;
     struct tensor *tx = T_(be, x, cin, in[0], in[1], in[2]);
-    struct tensor *tw =
-        rand_weight(be, dt, 5, (int64_t[]){cout, cig, ker[0], ker[1], ker[2]}, &wf);
+    struct tensor *tw = rand_weight(be, dt, 5, (int64_t[]){cout, cig, ker[0], ker[1], ker[2]}, &wf);
     struct tensor *tb = bias ? T_(be, b, cout) : NULL;
     struct tensor *ty = tensor_new_shape(be, DTYPE_F32, cout, out[0], out[1], out[2]);
     double *want = malloc((size_t)(cout * P) * sizeof(double));
@@ -460,12 +458,12 @@ static void test_conv(int64_t cin, int64_t cout, const int64_t in[3], const int6
                                     int64_t ti = t * p->stride[0] - p->pad_front[0] + dt_;
                                     int64_t hi = hh * p->stride[1] - p->pad_front[1] + dh;
                                     int64_t wi = ww * p->stride[2] - p->pad_front[2] + dw;
-                                    if (ti < 0 || ti >= in[0] || hi < 0 || hi >= in[1] ||
-                                        wi < 0 || wi >= in[2])
+                                    if (ti < 0 || ti >= in[0] || hi < 0 || hi >= in[1] || wi < 0 ||
+                                        wi >= in[2])
                                         continue;
-                                    double xv = x[(((gi * cig + ci) * in[0] + ti) * in[1] + hi) *
-                                                      in[2] +
-                                                  wi];
+                                    double xv =
+                                        x[(((gi * cig + ci) * in[0] + ti) * in[1] + hi) * in[2] +
+                                          wi];
                                     double wv =
                                         wf[(((co * cig + ci) * ker[0] + dt_) * ker[1] + dh) *
                                                ker[2] +
@@ -480,8 +478,8 @@ static void test_conv(int64_t cin, int64_t cout, const int64_t in[3], const int6
     }
     int rc = backend_conv3d(be, ty, tx, tw, tb, p);
     ok(rc == 0 && close_to(ty->data, want, scale, cout * P, 1e-6, 1e-7, "conv3d"),
-       "conv3d %s: %lld->%lld ch, in %lldx%lldx%lld, w %s", what, (long long)cin,
-       (long long)cout, (long long)in[0], (long long)in[1], (long long)in[2], dtype_name(dt));
+       "conv3d %s: %lld->%lld ch, in %lldx%lldx%lld, w %s", what, (long long)cin, (long long)cout,
+       (long long)in[0], (long long)in[1], (long long)in[2], dtype_name(dt));
     tensor_destroy(&tx);
     tensor_destroy(&tw);
     tensor_destroy(&tb);
@@ -540,10 +538,11 @@ static void test_errors(void)
     is_int(backend_gelu_tanh(be, x, xi), ENC_EINVAL, "gelu of an I64 tensor");
     is_int(backend_permute(be, x, x, (int[]){0, 0}), ENC_EINVAL, "permute with a bad perm");
     is_int(backend_modulate(be, q, q, b3, b3), ENC_EINVAL, "modulate of a 4-D x");
-    struct conv_params cp = {.stride = {1, 1, 1}, .pad_front = {0, 1, 1}, .pad_back = {0, 1, 1},
-                             .groups = 2};
+    struct conv_params cp = {
+        .stride = {1, 1, 1}, .pad_front = {0, 1, 1}, .pad_back = {0, 1, 1}, .groups = 2};
     n_lines = 0;
-    is_int(backend_conv3d(be, cy, cx, cw, NULL, &cp), ENC_EINVAL, "conv3d into a y of the wrong width");
+    is_int(backend_conv3d(be, cy, cx, cw, NULL, &cp), ENC_EINVAL,
+           "conv3d into a y of the wrong width");
     ok(n_lines == 1, "conv3d says what it wanted: %s", last_line);
     cp.groups = 3;
     is_int(backend_conv3d(be, cy, cx, cw, NULL, &cp), ENC_EINVAL, "conv3d with bad groups");
@@ -578,8 +577,8 @@ int main(void)
     ok(strstr(backend_list(), "cpu") != NULL, "backend_list has cpu");
 #ifndef ENCORE_CUDA
     log_set_sink(sink, NULL);
-    ok(backend_open("cuda:0", 1) == NULL && strstr(last_line, "not built"),
-       "cuda:0 is refused: %s", last_line);
+    ok(backend_open("cuda:0", 1) == NULL && strstr(last_line, "not built"), "cuda:0 is refused: %s",
+       last_line);
     log_set_sink(NULL, NULL);
 #endif
 
@@ -616,34 +615,34 @@ int main(void)
     test_attention(5, 45, 17, 2, 32);
     test_attention(1, 129, 513, 1, 128);
 
-    struct conv_params causal = {.stride = {1, 1, 1}, .pad_front = {2, 1, 1},
-                                 .pad_back = {0, 1, 1}, .groups = 1};
+    struct conv_params causal = {
+        .stride = {1, 1, 1}, .pad_front = {2, 1, 1}, .pad_back = {0, 1, 1}, .groups = 1};
     test_conv(5, 7, (int64_t[]){3, 13, 17}, (int64_t[]){3, 3, 3}, &causal, DTYPE_F32, 1,
               "causal k3");
-    struct conv_params down = {.stride = {1, 2, 2}, .pad_front = {0, 0, 0},
-                               .pad_back = {0, 1, 1}, .groups = 1};
+    struct conv_params down = {
+        .stride = {1, 2, 2}, .pad_front = {0, 0, 0}, .pad_back = {0, 1, 1}, .groups = 1};
     test_conv(6, 130, (int64_t[]){2, 9, 11}, (int64_t[]){1, 3, 3}, &down, DTYPE_BF16, 1,
               "stride 2 asymmetric pad");
     struct conv_params c1d = {.stride = {1, 1, 5}, .groups = 1};
     test_conv(1, 8, (int64_t[]){1, 1, 400}, (int64_t[]){1, 1, 10}, &c1d, DTYPE_F16, 0,
               "1-d k10 s5");
-    struct conv_params grp = {.stride = {1, 1, 1}, .pad_front = {0, 0, 4},
-                              .pad_back = {0, 0, 3}, .groups = 4};
+    struct conv_params grp = {
+        .stride = {1, 1, 1}, .pad_front = {0, 0, 4}, .pad_back = {0, 0, 3}, .groups = 4};
     test_conv(12, 8, (int64_t[]){1, 1, 50}, (int64_t[]){1, 1, 8}, &grp, DTYPE_F32, 1,
               "grouped pos-conv");
     struct conv_params patch = {.stride = {1, 14, 14}, .groups = 1};
     test_conv(3, 20, (int64_t[]){1, 28, 42}, (int64_t[]){1, 14, 14}, &patch, DTYPE_BF16, 0,
               "patch 14x14");
-    struct conv_params dw = {.stride = {2, 1, 1}, .pad_front = {1, 1, 0}, .pad_back = {0, 0, 1},
-                             .groups = 3};
+    struct conv_params dw = {
+        .stride = {2, 1, 1}, .pad_front = {1, 1, 0}, .pad_back = {0, 0, 1}, .groups = 3};
     test_conv(3, 3, (int64_t[]){5, 4, 3}, (int64_t[]){2, 2, 2}, &dw, DTYPE_F16, 1, "depthwise");
 
-    struct conv_params wide = {.stride = {1, 2, 3}, .pad_front = {1, 3, 3},
-                               .pad_back = {0, 2, 4}, .groups = 1};
+    struct conv_params wide = {
+        .stride = {1, 2, 3}, .pad_front = {1, 3, 3}, .pad_back = {0, 2, 4}, .groups = 1};
     test_conv(2, 3, (int64_t[]){2, 3, 4}, (int64_t[]){2, 2, 2}, &wide, DTYPE_F32, 1,
               "padding wider than the kernel");
-    struct conv_params thin = {.stride = {1, 1, 1}, .pad_front = {0, 1, 0},
-                               .pad_back = {0, 1, 2}, .groups = 1};
+    struct conv_params thin = {
+        .stride = {1, 1, 1}, .pad_front = {0, 1, 0}, .pad_back = {0, 1, 2}, .groups = 1};
     test_conv(4, 5, (int64_t[]){1, 7, 1}, (int64_t[]){1, 3, 3}, &thin, DTYPE_BF16, 0, "W=1");
 
     test_errors();

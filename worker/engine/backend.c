@@ -179,8 +179,8 @@ static int check_weight(const char *op, const char *name, const struct tensor *t
         return rc;
     if (t->dtype != DTYPE_F32 && t->dtype != DTYPE_BF16 && t->dtype != DTYPE_F16) {
         char s[SHAPE_BUF];
-        return log_error_rc(ENC_EINVAL, "%s: weight '%s' %s is %s, want F32, BF16 or F16", op,
-                            name, tensor_shape_str(t, s, sizeof s), dtype_name(t->dtype));
+        return log_error_rc(ENC_EINVAL, "%s: weight '%s' %s is %s, want F32, BF16 or F16", op, name,
+                            tensor_shape_str(t, s, sizeof s), dtype_name(t->dtype));
     }
     return 0;
 }
@@ -437,8 +437,8 @@ int backend_rope3d(struct backend *be, struct tensor *x, const struct rope3d_par
     if (2 * pairs != x->shape[3])
         return log_error_rc(ENC_EINVAL,
                             "rope3d: x %s: splits %d+%d+%d pairs do not fill head dim %lld",
-                            tensor_shape_str(x, s, sizeof s), p->split[0], p->split[1],
-                            p->split[2], (long long)x->shape[3]);
+                            tensor_shape_str(x, s, sizeof s), p->split[0], p->split[1], p->split[2],
+                            (long long)x->shape[3]);
     int64_t n = p->grid[0] * p->grid[1] * p->grid[2];
     if (n > x->shape[1])
         return log_error_rc(ENC_EINVAL, "rope3d: x %s has fewer tokens than grid %lldx%lldx%lld",
@@ -474,8 +474,7 @@ int backend_attention(struct backend *be, struct tensor *o, const struct tensor 
     return be->ops->attention(be, o, q, k, v, scale);
 }
 
-int backend_permute(struct backend *be, struct tensor *y, const struct tensor *x,
-                    const int *perm)
+int backend_permute(struct backend *be, struct tensor *y, const struct tensor *x, const int *perm)
 {
     int rc;
     if ((rc = check_present("permute", "y", y)) || (rc = check_present("permute", "x", x)))
@@ -547,8 +546,8 @@ int backend_conv3d(struct backend *be, struct tensor *y, const struct tensor *x,
         y->shape[3] != out[2]) {
         char sy[SHAPE_BUF];
         return log_error_rc(ENC_EINVAL, "conv3d: 'y' %s, want [%lld,%lld,%lld,%lld]",
-                            tensor_shape_str(y, sy, sizeof sy), (long long)cout,
-                            (long long)out[0], (long long)out[1], (long long)out[2]);
+                            tensor_shape_str(y, sy, sizeof sy), (long long)cout, (long long)out[0],
+                            (long long)out[1], (long long)out[2]);
     }
     if (b && tensor_numel(b) != cout)
         return mismatch("conv3d", "b", b, "w", w, "b is not [Cout]");

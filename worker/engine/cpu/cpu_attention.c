@@ -21,7 +21,7 @@
 
 #define ATT_QB 128
 #define ATT_KB 256
-#define LANES 8   /* score rows are padded to whole groups of 8 */
+#define LANES 8 /* score rows are padded to whole groups of 8 */
 
 /* GCC/clang vector extensions: 4 floats, one SSE/NEON register. Only IEEE
  * add, sub, mul and bit operations are used, so the bytes equal a scalar
@@ -119,8 +119,8 @@ struct att_job {
     float *o;
     const float *q, *k, *v;
     int64_t Tq, Tk, H, D;
-    int64_t qb, kb;       /* block sizes in use */
-    int64_t ks;           /* score row stride: kb rounded up to LANES */
+    int64_t qb, kb; /* block sizes in use */
+    int64_t ks;     /* score row stride: kb rounded up to LANES */
     int64_t n_qblk;
     float scale;
     struct cpu_ctx *ctx;
@@ -136,10 +136,10 @@ static void att_task(void *arg, int64_t task, int tid)
     int64_t i0 = qi * j->qb;
     int64_t nq = min64(j->qb, j->Tq - i0);
 
-    double *m = cpu_scratch(j->ctx, tid);     /* (nq) running max */
-    double *l = m + j->qb;                     /* (nq) running sum */
-    float *S = (float *)(l + j->qb);           /* (nq, ks) scores, then P */
-    float *acc = S + j->qb * j->ks;            /* (nq, D) unnormalised output */
+    double *m = cpu_scratch(j->ctx, tid); /* (nq) running max */
+    double *l = m + j->qb;                /* (nq) running sum */
+    float *S = (float *)(l + j->qb);      /* (nq, ks) scores, then P */
+    float *acc = S + j->qb * j->ks;       /* (nq, D) unnormalised output */
 
     const float *Q = j->q + ((b * j->Tq + i0) * j->H + h) * D;
     for (int64_t r = 0; r < nq; r++) {
@@ -150,8 +150,8 @@ static void att_task(void *arg, int64_t task, int tid)
         int64_t nk = min64(j->kb, j->Tk - k0);
         const float *K = j->k + ((b * j->Tk + k0) * j->H + h) * D;
         const float *V = j->v + ((b * j->Tk + k0) * j->H + h) * D;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nq, (int)nk, (int)D, j->scale,
-                    Q, (int)HD, K, (int)HD, 0.0f, S, (int)j->ks);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nq, (int)nk, (int)D, j->scale, Q,
+                    (int)HD, K, (int)HD, 0.0f, S, (int)j->ks);
         int64_t nk8 = (nk + LANES - 1) / LANES * LANES;
         for (int64_t r = 0; r < nq; r++) {
             float *s = S + r * j->ks;
@@ -197,10 +197,18 @@ int cpu_attention(struct backend *be, struct tensor *o, const struct tensor *q,
     if (B == 0 || Tq == 0 || H == 0 || D == 0)
         return 0;
     struct att_job j = {
-        .o = o->data, .q = q->data, .k = k->data, .v = v->data,
-        .Tq = Tq, .Tk = Tk, .H = H, .D = D,
-        .qb = min64(Tq, ATT_QB), .kb = min64(Tk, ATT_KB),
-        .scale = scale, .ctx = c,
+        .o = o->data,
+        .q = q->data,
+        .k = k->data,
+        .v = v->data,
+        .Tq = Tq,
+        .Tk = Tk,
+        .H = H,
+        .D = D,
+        .qb = min64(Tq, ATT_QB),
+        .kb = min64(Tk, ATT_KB),
+        .scale = scale,
+        .ctx = c,
     };
     j.n_qblk = (Tq + j.qb - 1) / j.qb;
     j.ks = (j.kb + LANES - 1) / LANES * LANES;

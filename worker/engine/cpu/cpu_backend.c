@@ -43,9 +43,7 @@ void cpu_weight_rows_to_f32(float *dst, const struct tensor *w, int64_t r0, int6
     size_t n = (size_t)(nr * k);
     size_t off = (size_t)(r0 * k);
     switch (w->dtype) {
-    case DTYPE_F32:
-        memcpy(dst, (const float *)w->data + off, n * sizeof(float));
-        break;
+    case DTYPE_F32: memcpy(dst, (const float *)w->data + off, n * sizeof(float)); break;
     case DTYPE_BF16: {
         const uint16_t *s = (const uint16_t *)w->data + off;
         for (size_t i = 0; i < n; i++)

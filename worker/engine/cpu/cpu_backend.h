@@ -20,8 +20,8 @@
 struct cpu_ctx {
     struct cpu_pool *pool;
     int n_threads;
-    void **scratch;       /* (n_threads) 64-byte aligned per-thread buffers */
-    size_t *scratch_cap;  /* (n_threads) their sizes in bytes */
+    void **scratch;      /* (n_threads) 64-byte aligned per-thread buffers */
+    size_t *scratch_cap; /* (n_threads) their sizes in bytes */
 };
 
 static inline struct cpu_ctx *cpu_ctx_of(struct backend *be)
@@ -40,12 +40,11 @@ static inline void *cpu_scratch(struct cpu_ctx *c, int tid)
 
 /* cpu_weight_rows_to_f32() converts rows [r0, r0+nr) of a row-major weight
  * matrix with k columns (F32, BF16 or F16) into dst (nr x k floats). */
-void cpu_weight_rows_to_f32(float *dst, const struct tensor *w, int64_t r0, int64_t nr,
-                            int64_t k);
+void cpu_weight_rows_to_f32(float *dst, const struct tensor *w, int64_t r0, int64_t nr, int64_t k);
 
 /* The ops (contracts in backend.h; shapes already checked by backend.c). */
-int cpu_linear(struct backend *be, struct tensor *y, const struct tensor *x,
-               const struct tensor *w, const struct tensor *b);
+int cpu_linear(struct backend *be, struct tensor *y, const struct tensor *x, const struct tensor *w,
+               const struct tensor *b);
 int cpu_layer_norm(struct backend *be, struct tensor *y, const struct tensor *x,
                    const struct tensor *w, const struct tensor *b, float eps);
 int cpu_rms_norm(struct backend *be, struct tensor *y, const struct tensor *x,
@@ -54,10 +53,8 @@ int cpu_modulate(struct backend *be, struct tensor *y, const struct tensor *x,
                  const struct tensor *shift, const struct tensor *scale);
 int cpu_gated_add(struct backend *be, struct tensor *x, const struct tensor *y,
                   const struct tensor *gate);
-int cpu_add(struct backend *be, struct tensor *y, const struct tensor *a,
-            const struct tensor *b);
-int cpu_mul(struct backend *be, struct tensor *y, const struct tensor *a,
-            const struct tensor *b);
+int cpu_add(struct backend *be, struct tensor *y, const struct tensor *a, const struct tensor *b);
+int cpu_mul(struct backend *be, struct tensor *y, const struct tensor *a, const struct tensor *b);
 int cpu_scale(struct backend *be, struct tensor *y, const struct tensor *x, float alpha);
 int cpu_gelu_tanh(struct backend *be, struct tensor *y, const struct tensor *x);
 int cpu_gelu_erf(struct backend *be, struct tensor *y, const struct tensor *x);
@@ -68,7 +65,7 @@ int cpu_attention(struct backend *be, struct tensor *o, const struct tensor *q,
 int cpu_permute(struct backend *be, struct tensor *y, const struct tensor *x, const int *perm);
 int cpu_copy(struct backend *be, struct tensor *y, const struct tensor *x);
 int cpu_fill(struct backend *be, struct tensor *y, float value);
-int cpu_conv3d(struct backend *be, struct tensor *y, const struct tensor *x,
-               const struct tensor *w, const struct tensor *b, const struct conv_params *p);
+int cpu_conv3d(struct backend *be, struct tensor *y, const struct tensor *x, const struct tensor *w,
+               const struct tensor *b, const struct conv_params *p);
 
 #endif

@@ -53,8 +53,8 @@ double cpu_bench_sgemm_gflops(struct backend *be, int64_t M, int64_t N, int64_t 
     fill_random(a, (size_t)(M * K), 1);
     fill_random(b, (size_t)(N * K), 2);
     openblas_set_num_threads(be->n_threads);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)M, (int)N, (int)K, 1.0f, a, (int)K,
-                b, (int)K, 0.0f, c, (int)N);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)M, (int)N, (int)K, 1.0f, a, (int)K, b,
+                (int)K, 0.0f, c, (int)N);
     int reps = 0;
     double t0 = now_s(), t;
     do {

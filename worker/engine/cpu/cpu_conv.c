@@ -30,17 +30,17 @@ static int64_t min64(int64_t a, int64_t b)
 }
 
 struct conv_job {
-    float *y;                 /* (Cout, To, Ho, Wo) */
-    const float *x;           /* (Cin, T, H, W) */
-    const struct tensor *w;   /* (Cout, Cin_g, kt, kh, kw) */
-    const float *b;           /* (Cout) or NULL */
+    float *y;               /* (Cout, To, Ho, Wo) */
+    const float *x;         /* (Cin, T, H, W) */
+    const struct tensor *w; /* (Cout, Cin_g, kt, kh, kw) */
+    const float *b;         /* (Cout) or NULL */
     const struct conv_params *p;
     int64_t T, H, W, To, Ho, Wo, P;
     int64_t cin_g, cout_g, kt, kh, kw, Kg;
     int64_t n_cob, n_pb;
-    int64_t pb_max, cob_max;  /* largest tile: min(P, CONV_PB), min(Cout_g, CONV_COB) */
+    int64_t pb_max, cob_max; /* largest tile: min(P, CONV_PB), min(Cout_g, CONV_COB) */
     struct cpu_ctx *ctx;
-    int64_t (*cache)[2];      /* (n_threads) [col slice key, weight tile key], -1 none */
+    int64_t (*cache)[2]; /* (n_threads) [col slice key, weight tile key], -1 none */
 };
 
 /* ceil_div() for b > 0 and any a */
@@ -116,8 +116,8 @@ static void conv_task(void *arg, int64_t task, int tid)
     int64_t co0 = cob * CONV_COB, p0 = pb * CONV_PB;
     int64_t nco = min64(CONV_COB, j->cout_g - co0), np = min64(CONV_PB, j->P - p0);
 
-    float *col = cpu_scratch(j->ctx, tid);          /* (Kg, np) */
-    float *wbuf = col + j->Kg * j->pb_max;            /* (nco, Kg) when not f32 */
+    float *col = cpu_scratch(j->ctx, tid); /* (Kg, np) */
+    float *wbuf = col + j->Kg * j->pb_max; /* (nco, Kg) when not f32 */
     int64_t col_key = g * j->n_pb + pb, w_key = g * j->n_cob + cob;
     if (j->cache[tid][0] != col_key) {
         im2col(j, col, g, p0, np);
@@ -135,8 +135,8 @@ static void conv_task(void *arg, int64_t task, int tid)
         wt = wbuf;
     }
     float *yt = j->y + row0 * j->P + p0;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nco, (int)np, (int)j->Kg, 1.0f,
-                wt, (int)j->Kg, col, (int)np, 0.0f, yt, (int)j->P);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nco, (int)np, (int)j->Kg, 1.0f, wt,
+                (int)j->Kg, col, (int)np, 0.0f, yt, (int)j->P);
     if (j->b) {
         for (int64_t r = 0; r < nco; r++) {
             float bias = j->b[row0 + r];
@@ -147,16 +147,27 @@ static void conv_task(void *arg, int64_t task, int tid)
     }
 }
 
-int cpu_conv3d(struct backend *be, struct tensor *y, const struct tensor *x,
-               const struct tensor *w, const struct tensor *b, const struct conv_params *p)
+int cpu_conv3d(struct backend *be, struct tensor *y, const struct tensor *x, const struct tensor *w,
+               const struct tensor *b, const struct conv_params *p)
 {
     struct cpu_ctx *c = cpu_ctx_of(be);
     struct conv_job j = {
-        .y = y->data, .x = x->data, .w = w, .b = b ? b->data : NULL, .p = p,
-        .T = x->shape[1], .H = x->shape[2], .W = x->shape[3],
-        .To = y->shape[1], .Ho = y->shape[2], .Wo = y->shape[3],
-        .cin_g = w->shape[1], .cout_g = w->shape[0] / p->groups,
-        .kt = w->shape[2], .kh = w->shape[3], .kw = w->shape[4],
+        .y = y->data,
+        .x = x->data,
+        .w = w,
+        .b = b ? b->data : NULL,
+        .p = p,
+        .T = x->shape[1],
+        .H = x->shape[2],
+        .W = x->shape[3],
+        .To = y->shape[1],
+        .Ho = y->shape[2],
+        .Wo = y->shape[3],
+        .cin_g = w->shape[1],
+        .cout_g = w->shape[0] / p->groups,
+        .kt = w->shape[2],
+        .kh = w->shape[3],
+        .kw = w->shape[4],
         .ctx = c,
     };
     j.P = j.To * j.Ho * j.Wo;

@@ -30,7 +30,7 @@ struct ew_job {
     enum ew_kind kind;
     float *y;
     const float *a;
-    const float *b;     /* add/mul: (nb) repeating */
+    const float *b; /* add/mul: (nb) repeating */
     int64_t n, nb;
     float alpha;
 };
@@ -96,22 +96,30 @@ static int run_ew(struct backend *be, struct ew_job *j)
 
 int cpu_add(struct backend *be, struct tensor *y, const struct tensor *a, const struct tensor *b)
 {
-    struct ew_job j = {.kind = EW_ADD, .y = y->data, .a = a->data, .b = b->data,
-                       .n = tensor_numel(a), .nb = tensor_numel(b)};
+    struct ew_job j = {.kind = EW_ADD,
+                       .y = y->data,
+                       .a = a->data,
+                       .b = b->data,
+                       .n = tensor_numel(a),
+                       .nb = tensor_numel(b)};
     return run_ew(be, &j);
 }
 
 int cpu_mul(struct backend *be, struct tensor *y, const struct tensor *a, const struct tensor *b)
 {
-    struct ew_job j = {.kind = EW_MUL, .y = y->data, .a = a->data, .b = b->data,
-                       .n = tensor_numel(a), .nb = tensor_numel(b)};
+    struct ew_job j = {.kind = EW_MUL,
+                       .y = y->data,
+                       .a = a->data,
+                       .b = b->data,
+                       .n = tensor_numel(a),
+                       .nb = tensor_numel(b)};
     return run_ew(be, &j);
 }
 
 int cpu_scale(struct backend *be, struct tensor *y, const struct tensor *x, float alpha)
 {
-    struct ew_job j = {.kind = EW_SCALE, .y = y->data, .a = x->data, .n = tensor_numel(x),
-                       .alpha = alpha};
+    struct ew_job j = {
+        .kind = EW_SCALE, .y = y->data, .a = x->data, .n = tensor_numel(x), .alpha = alpha};
     return run_ew(be, &j);
 }
 
@@ -144,9 +152,9 @@ int cpu_fill(struct backend *be, struct tensor *y, float value)
 struct mod_job {
     float *y;
     const float *x;
-    const float *shift, *scale;  /* modulate: (Bv, D) */
-    const float *gate;           /* gated_add: (Bv, D) */
-    int64_t T, D, Bv;            /* Bv = 1 or B */
+    const float *shift, *scale; /* modulate: (Bv, D) */
+    const float *gate;          /* gated_add: (Bv, D) */
+    int64_t T, D, Bv;           /* Bv = 1 or B */
     int64_t rows_per_task, rows;
 };
 
@@ -186,8 +194,13 @@ int cpu_modulate(struct backend *be, struct tensor *y, const struct tensor *x,
                  const struct tensor *shift, const struct tensor *scale)
 {
     int64_t B = x->shape[0], T = x->shape[1], D = x->shape[2];
-    struct mod_job j = {.y = y->data, .x = x->data, .shift = shift->data, .scale = scale->data,
-                        .T = T, .D = D, .Bv = tensor_numel(shift) == D ? 1 : B};
+    struct mod_job j = {.y = y->data,
+                        .x = x->data,
+                        .shift = shift->data,
+                        .scale = scale->data,
+                        .T = T,
+                        .D = D,
+                        .Bv = tensor_numel(shift) == D ? 1 : B};
     return run_rows(be, &j, B * T, mod_task);
 }
 
@@ -195,7 +208,11 @@ int cpu_gated_add(struct backend *be, struct tensor *x, const struct tensor *y,
                   const struct tensor *gate)
 {
     int64_t B = x->shape[0], T = x->shape[1], D = x->shape[2];
-    struct mod_job j = {.y = x->data, .x = y->data, .gate = gate->data, .T = T, .D = D,
+    struct mod_job j = {.y = x->data,
+                        .x = y->data,
+                        .gate = gate->data,
+                        .T = T,
+                        .D = D,
                         .Bv = tensor_numel(gate) == D ? 1 : B};
     return run_rows(be, &j, B * T, mod_task);
 }
@@ -205,7 +222,7 @@ int cpu_gated_add(struct backend *be, struct tensor *x, const struct tensor *y,
 struct copy_job {
     char *y;
     const char *x;
-    size_t n;          /* bytes */
+    size_t n; /* bytes */
 };
 
 #define COPY_CHUNK (1 << 20)
@@ -238,11 +255,11 @@ int cpu_copy(struct backend *be, struct tensor *y, const struct tensor *x)
 struct perm_job {
     char *y;
     const char *x;
-    size_t es;                     /* element size */
+    size_t es; /* element size */
     int ndim;
     int64_t yshape[TENSOR_MAX_DIMS];
     int64_t xstride[TENSOR_MAX_DIMS]; /* x's stride (elements) along y's dim i */
-    int64_t inner;                 /* y's last dim */
+    int64_t inner;                    /* y's last dim */
     int64_t rows_per_task, rows;
 };
 
@@ -295,7 +312,7 @@ int cpu_permute(struct backend *be, struct tensor *y, const struct tensor *x, co
     j.inner = y->shape[x->ndim - 1];
     j.rows = tensor_numel(y) / j.inner;
     j.rows_per_task = EW_CHUNK / j.inner > 1 ? EW_CHUNK / j.inner : 1;
-    cpu_pool_run(cpu_ctx_of(be)->pool, (j.rows + j.rows_per_task - 1) / j.rows_per_task,
-                 perm_task, &j);
+    cpu_pool_run(cpu_ctx_of(be)->pool, (j.rows + j.rows_per_task - 1) / j.rows_per_task, perm_task,
+                 &j);
     return 0;
 }

@@ -23,14 +23,14 @@
 #define LIN_NB 256
 
 struct linear_job {
-    float *y;            /* (M, N) */
-    const float *x;      /* (M, K) */
+    float *y;               /* (M, N) */
+    const float *x;         /* (M, K) */
     const struct tensor *w; /* (N, K) */
-    const float *b;      /* (N) or NULL */
+    const float *b;         /* (N) or NULL */
     int64_t M, N, K;
-    int64_t n_mb;        /* row tiles */
+    int64_t n_mb; /* row tiles */
     struct cpu_ctx *ctx;
-    int64_t *cached;     /* (n_threads) column tile held in scratch, -1 none */
+    int64_t *cached; /* (n_threads) column tile held in scratch, -1 none */
 };
 
 static void linear_task(void *arg, int64_t task, int tid)
@@ -64,8 +64,8 @@ static void linear_task(void *arg, int64_t task, int tid)
     }
 }
 
-int cpu_linear(struct backend *be, struct tensor *y, const struct tensor *x,
-               const struct tensor *w, const struct tensor *b)
+int cpu_linear(struct backend *be, struct tensor *y, const struct tensor *x, const struct tensor *w,
+               const struct tensor *b)
 {
     struct cpu_ctx *c = cpu_ctx_of(be);
     int64_t K = x->shape[x->ndim - 1];
@@ -89,10 +89,16 @@ int cpu_linear(struct backend *be, struct tensor *y, const struct tensor *x,
     for (int i = 0; i < c->n_threads; i++)
         cached[i] = -1;
     struct linear_job j = {
-        .y = y->data, .x = x->data, .w = w, .b = b ? b->data : NULL,
-        .M = M, .N = N, .K = K,
+        .y = y->data,
+        .x = x->data,
+        .w = w,
+        .b = b ? b->data : NULL,
+        .M = M,
+        .N = N,
+        .K = K,
         .n_mb = (M + LIN_MB - 1) / LIN_MB,
-        .ctx = c, .cached = cached,
+        .ctx = c,
+        .cached = cached,
     };
     int64_t n_nb = (N + LIN_NB - 1) / LIN_NB;
     cpu_pool_run(c->pool, n_nb * j.n_mb, linear_task, &j);

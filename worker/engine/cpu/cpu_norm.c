@@ -19,7 +19,7 @@
 struct norm_job {
     float *y;
     const float *x;
-    const float *w, *b;   /* (D) or NULL */
+    const float *w, *b; /* (D) or NULL */
     int64_t D, rows, rows_per_task;
     double eps;
     int rms;
@@ -86,15 +86,14 @@ static int run_norm(struct backend *be, struct norm_job *j, const struct tensor 
 int cpu_layer_norm(struct backend *be, struct tensor *y, const struct tensor *x,
                    const struct tensor *w, const struct tensor *b, float eps)
 {
-    struct norm_job j = {.y = y->data, .x = x->data, .w = w ? w->data : NULL,
-                         .b = b ? b->data : NULL, .eps = eps};
+    struct norm_job j = {
+        .y = y->data, .x = x->data, .w = w ? w->data : NULL, .b = b ? b->data : NULL, .eps = eps};
     return run_norm(be, &j, x);
 }
 
 int cpu_rms_norm(struct backend *be, struct tensor *y, const struct tensor *x,
                  const struct tensor *w, float eps)
 {
-    struct norm_job j = {.y = y->data, .x = x->data, .w = w ? w->data : NULL, .eps = eps,
-                         .rms = 1};
+    struct norm_job j = {.y = y->data, .x = x->data, .w = w ? w->data : NULL, .eps = eps, .rms = 1};
     return run_norm(be, &j, x);
 }

@@ -19,12 +19,12 @@
 
 struct cpu_pool {
     int n_threads;
-    pthread_t *threads;      /* (n_threads - 1) */
+    pthread_t *threads; /* (n_threads - 1) */
     pthread_mutex_t mu;
-    pthread_cond_t wake;     /* a new generation or shutdown */
-    pthread_cond_t done;     /* busy reached 0 */
+    pthread_cond_t wake; /* a new generation or shutdown */
+    pthread_cond_t done; /* busy reached 0 */
     uint64_t generation;
-    int busy;                /* workers still inside the current generation */
+    int busy; /* workers still inside the current generation */
     int shutdown;
     /* the current job */
     cpu_task_fn *fn;

@@ -20,10 +20,10 @@
 
 struct rope_job {
     float *x;
-    int64_t T, H, Dh, n_rot;        /* n_rot = f*h'*w' */
+    int64_t T, H, Dh, n_rot; /* n_rot = f*h'*w' */
     int64_t grid[3];
     int split[3];
-    const double *cs[3];            /* per axis: (grid[a], split[a], 2) cos, sin */
+    const double *cs[3]; /* per axis: (grid[a], split[a], 2) cos, sin */
     int64_t tasks_per_batch;
 };
 
