@@ -1,7 +1,7 @@
 /*
  * t_backend_determinism.c - the exactness invariant (DESIGN 2) for the cpu
  * backend: linear (f32 and bf16 weights), attention, conv3d and layer norm
- * give byte-identical outputs on 1, 2 and 4 threads. Sizes span several
+ * give byte-identical outputs on 1, 2, 3 and 4 threads. Sizes span several
  * tiles with remainders, so a tiling that followed the thread count would
  * show here.
  */
@@ -98,8 +98,8 @@ int main(void)
     float *ref[OUT_COUNT], *got[OUT_COUNT];
     size_t bytes[OUT_COUNT];
     is_int(run_all(1, ref, bytes), 0, "all ops run on 1 thread");
-    int threads[] = {2, 4};
-    for (int t = 0; t < 2; t++) {
+    int threads[] = {2, 3, 4};
+    for (int t = 0; t < 3; t++) {
         is_int(run_all(threads[t], got, bytes), 0, "all ops run on %d threads", threads[t]);
         for (int i = 0; i < OUT_COUNT; i++) {
             ok(memcmp(ref[i], got[i], bytes[i]) == 0, "%s: %d threads == 1 thread, byte for byte",

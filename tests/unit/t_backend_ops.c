@@ -582,6 +582,16 @@ int main(void)
     log_set_sink(NULL, NULL);
 #endif
 
+    setenv("ENCORE_THREADS", "3", 1);
+    struct backend *be3 = backend_open("cpu", 0);
+    ok(be3 && be3->n_threads == 3, "n_threads 0 takes ENCORE_THREADS=3");
+    backend_destroy(&be3);
+    unsetenv("ENCORE_THREADS");
+    be3 = backend_open("cpu", -1);
+    ok(be3 && be3->n_threads >= 1, "n_threads -1 means one per core (%d here)",
+       be3 ? be3->n_threads : 0);
+    backend_destroy(&be3);
+
     float host[6] = {1, 2, 3, 4, 5, 6};
     struct tensor *ad = backend_tensor_from_host(be, DTYPE_F32, 2, (int64_t[]){2, 3}, host, 1);
     ok(ad && ad->data == (void *)host && !ad->owns_data, "cpu adopts host memory in place");
