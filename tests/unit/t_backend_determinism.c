@@ -5,6 +5,7 @@
  * tiles with remainders, so a tiling that followed the thread count would
  * show here.
  */
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,7 +14,7 @@
 #include "tests/tap.h"
 #include "worker/engine/backend.h"
 
-static uint64_t rng_state;
+static _Thread_local uint64_t rng_state; /* per thread: the shared-backend run */
 
 static float urand(void)
 {
@@ -93,6 +94,45 @@ static int run_all(int n_threads, float *out[OUT_COUNT], size_t bytes[OUT_COUNT]
     return rc;
 }
 
+/* Two host threads sharing one backend: each runs linears and attentions;
+ * ops queue on the backend's lock, so both must still get the exact bytes. */
+struct shared_run {
+    struct backend *be;
+    const float *want_lin, *want_att;
+    int good;
+};
+
+static void *shared_worker(void *arg)
+{
+    struct shared_run *r = arg;
+    struct backend *be = r->be;
+    r->good = 1;
+    for (int it = 0; it < 5; it++) {
+        rng_state = 12345;
+        /* the inputs of run_all(), drawn in the same order */
+        struct tensor *x = R_(be, DTYPE_F32, 600, 200);
+        struct tensor *w = R_(be, DTYPE_F32, 300, 200);
+        struct tensor *wb = R_(be, DTYPE_BF16, 300, 200);
+        struct tensor *b = R_(be, DTYPE_F32, 300);
+        struct tensor *y = tensor_new_shape(be, DTYPE_F32, 600, 300);
+        struct tensor *q = R_(be, DTYPE_F32, 1, 300, 2, 64);
+        struct tensor *k = R_(be, DTYPE_F32, 1, 700, 2, 64);
+        struct tensor *v = R_(be, DTYPE_F32, 1, 700, 2, 64);
+        struct tensor *o = tensor_new_shape(be, DTYPE_F32, 1, 300, 2, 64);
+        (void)wb;
+        if (backend_linear(be, y, x, w, b) != 0 ||
+            memcmp(y->data, r->want_lin, tensor_nbytes(y)) != 0)
+            r->good = 0;
+        if (backend_attention(be, o, q, k, v, 0.125f) != 0 ||
+            memcmp(o->data, r->want_att, tensor_nbytes(o)) != 0)
+            r->good = 0;
+        struct tensor *all[] = {x, w, wb, b, y, q, k, v, o};
+        for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+            tensor_destroy(&all[i]);
+    }
+    return NULL;
+}
+
 int main(void)
 {
     float *ref[OUT_COUNT], *got[OUT_COUNT];
@@ -107,6 +147,18 @@ int main(void)
             free(got[i]);
         }
     }
+
+    struct backend *be = backend_open("cpu", 2);
+    struct shared_run runs[2] = {{be, ref[OUT_LIN_F32], ref[OUT_ATT], 0},
+                                 {be, ref[OUT_LIN_F32], ref[OUT_ATT], 0}};
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++)
+        pthread_create(&th[i], NULL, shared_worker, &runs[i]);
+    for (int i = 0; i < 2; i++)
+        pthread_join(th[i], NULL);
+    ok(runs[0].good && runs[1].good, "two host threads sharing a backend both get the exact bytes");
+    backend_destroy(&be);
+
     for (int i = 0; i < OUT_COUNT; i++)
         free(ref[i]);
     return done_testing();

@@ -9,6 +9,7 @@
 #include "cpu_backend.h"
 
 #include <cblas.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -120,6 +121,7 @@ static void cpu_destroy(struct backend *be)
     if (!c)
         return;
     cpu_pool_destroy(&c->pool);
+    pthread_mutex_destroy(&c->op_lock);
     for (int i = 0; i < c->n_threads; i++)
         free(c->scratch[i]);
     free(c->scratch);
@@ -127,6 +129,60 @@ static void cpu_destroy(struct backend *be)
     free(c);
     be->ctx = NULL;
 }
+
+/* Ops called from several host threads on one backend run one at a time:
+ * they share the pool and the per-thread scratch. LOCKED(op) defines
+ * locked_op(), which holds the backend's op lock around cpu_op(). */
+#define LOCKED(op, params, args)                                                                   \
+    static int locked_##op params                                                                  \
+    {                                                                                              \
+        struct cpu_ctx *c = be->ctx;                                                               \
+        pthread_mutex_lock(&c->op_lock);                                                           \
+        int rc = cpu_##op args;                                                                    \
+        pthread_mutex_unlock(&c->op_lock);                                                         \
+        return rc;                                                                                 \
+    }
+LOCKED(linear,
+       (struct backend * be, struct tensor *y, const struct tensor *x, const struct tensor *w,
+        const struct tensor *b),
+       (be, y, x, w, b))
+LOCKED(layer_norm,
+       (struct backend * be, struct tensor *y, const struct tensor *x, const struct tensor *w,
+        const struct tensor *b, float eps),
+       (be, y, x, w, b, eps))
+LOCKED(rms_norm,
+       (struct backend * be, struct tensor *y, const struct tensor *x, const struct tensor *w,
+        float eps),
+       (be, y, x, w, eps))
+LOCKED(modulate,
+       (struct backend * be, struct tensor *y, const struct tensor *x, const struct tensor *shift,
+        const struct tensor *scale),
+       (be, y, x, shift, scale))
+LOCKED(gated_add,
+       (struct backend * be, struct tensor *x, const struct tensor *y, const struct tensor *gate),
+       (be, x, y, gate))
+LOCKED(add, (struct backend * be, struct tensor *y, const struct tensor *a, const struct tensor *b),
+       (be, y, a, b))
+LOCKED(mul, (struct backend * be, struct tensor *y, const struct tensor *a, const struct tensor *b),
+       (be, y, a, b))
+LOCKED(scale, (struct backend * be, struct tensor *y, const struct tensor *x, float alpha),
+       (be, y, x, alpha))
+LOCKED(gelu_tanh, (struct backend * be, struct tensor *y, const struct tensor *x), (be, y, x))
+LOCKED(gelu_erf, (struct backend * be, struct tensor *y, const struct tensor *x), (be, y, x))
+LOCKED(silu, (struct backend * be, struct tensor *y, const struct tensor *x), (be, y, x))
+LOCKED(rope3d, (struct backend * be, struct tensor *x, const struct rope3d_params *p), (be, x, p))
+LOCKED(attention,
+       (struct backend * be, struct tensor *o, const struct tensor *q, const struct tensor *k,
+        const struct tensor *v, float scale),
+       (be, o, q, k, v, scale))
+LOCKED(permute, (struct backend * be, struct tensor *y, const struct tensor *x, const int *perm),
+       (be, y, x, perm))
+LOCKED(copy, (struct backend * be, struct tensor *y, const struct tensor *x), (be, y, x))
+LOCKED(fill, (struct backend * be, struct tensor *y, float value), (be, y, value))
+LOCKED(conv3d,
+       (struct backend * be, struct tensor *y, const struct tensor *x, const struct tensor *w,
+        const struct tensor *b, const struct conv_params *p),
+       (be, y, x, w, b, p))
 
 static const struct backend_ops cpu_ops = {
     .name = "cpu",
@@ -138,23 +194,23 @@ static const struct backend_ops cpu_ops = {
     .adopt_host = cpu_adopt_host,
     .release_adopted = cpu_release_adopted,
     .sync = cpu_sync,
-    .linear = cpu_linear,
-    .layer_norm = cpu_layer_norm,
-    .rms_norm = cpu_rms_norm,
-    .modulate = cpu_modulate,
-    .gated_add = cpu_gated_add,
-    .add = cpu_add,
-    .mul = cpu_mul,
-    .scale = cpu_scale,
-    .gelu_tanh = cpu_gelu_tanh,
-    .gelu_erf = cpu_gelu_erf,
-    .silu = cpu_silu,
-    .rope3d = cpu_rope3d,
-    .attention = cpu_attention,
-    .permute = cpu_permute,
-    .copy = cpu_copy,
-    .fill = cpu_fill,
-    .conv3d = cpu_conv3d,
+    .linear = locked_linear,
+    .layer_norm = locked_layer_norm,
+    .rms_norm = locked_rms_norm,
+    .modulate = locked_modulate,
+    .gated_add = locked_gated_add,
+    .add = locked_add,
+    .mul = locked_mul,
+    .scale = locked_scale,
+    .gelu_tanh = locked_gelu_tanh,
+    .gelu_erf = locked_gelu_erf,
+    .silu = locked_silu,
+    .rope3d = locked_rope3d,
+    .attention = locked_attention,
+    .permute = locked_permute,
+    .copy = locked_copy,
+    .fill = locked_fill,
+    .conv3d = locked_conv3d,
 };
 
 /* default_threads(): ENCORE_THREADS when set and valid, else online cpus. */
@@ -184,6 +240,7 @@ struct backend *backend_cpu_new(int n_threads)
     openblas_set_num_threads(1);
     struct cpu_ctx *c = xcalloc(1, sizeof *c);
     c->n_threads = n_threads;
+    pthread_mutex_init(&c->op_lock, NULL);
     c->scratch = xcalloc((size_t)n_threads, sizeof *c->scratch);
     c->scratch_cap = xcalloc((size_t)n_threads, sizeof *c->scratch_cap);
     c->pool = cpu_pool_new(n_threads);

@@ -6,11 +6,13 @@
  * on the backend's pool; a task's bytes never depend on the thread that ran
  * it, so results are identical for any thread count. Ops that need scratch
  * reserve it per thread with cpu_scratch_reserve() before running tasks.
- * Not re-entrant: one op at a time per backend.
+ * One op runs at a time per backend: ops called from several host threads
+ * queue on op_lock.
  */
 #ifndef ENCORE_CPU_BACKEND_H
 #define ENCORE_CPU_BACKEND_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -18,6 +20,7 @@
 #include "worker/engine/cpu/cpu_pool.h"
 
 struct cpu_ctx {
+    pthread_mutex_t op_lock; /* held while an op runs (ops from several threads queue) */
     struct cpu_pool *pool;
     int n_threads;
     void **scratch;      /* (n_threads) 64-byte aligned per-thread buffers */
