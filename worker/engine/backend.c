@@ -212,7 +212,8 @@ static int overlaps(const struct tensor *a, const struct tensor *b)
     return na && nb && pa < pb + nb && pb < pa + na;
 }
 
-#define COUNT(be, op) ((be)->op_calls[op]++)
+/* relaxed atomic: ops may be called from several host threads */
+#define COUNT(be, op) __atomic_fetch_add(&(be)->op_calls[op], 1, __ATOMIC_RELAXED)
 
 /* ---- the op wrappers ---- */
 

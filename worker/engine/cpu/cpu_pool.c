@@ -1,11 +1,18 @@
 /*
  * cpu_pool.c - the cpu backend's thread pool.
  *
- * Workers sleep on a condition variable until the generation number moves,
- * then take task numbers from an atomic counter until it passes n_tasks; the
- * last worker to finish a generation wakes the caller. The caller takes tasks
- * as tid 0 meanwhile. Invariant: between runs, busy == 0 and no worker reads
- * the job fields.
+ * A run posts a job (fn, arg, n_tasks) and bumps the generation; workers
+ * sleeping on `wake` enter the generation, take task numbers from the atomic
+ * counter `next` until it passes n_tasks, and leave. The caller takes tasks
+ * too (tid 0) and returns once `done` reaches n_tasks: it never waits for a
+ * worker that has not woken yet, so a small op costs no scheduler round trip
+ * when the pool is slow to wake. Invariants:
+ * - the job fields change only under mu while active == 0, so a worker that
+ *   entered a generation reads a stable job until it leaves;
+ * - a worker that enters late (its job already done) finds next >= n_tasks
+ *   and leaves without calling fn;
+ * - task results are published by the seq_cst increment of done, which the
+ *   caller reads before returning.
  */
 #include "cpu_pool.h"
 
@@ -21,16 +28,18 @@ struct cpu_pool {
     int n_threads;
     pthread_t *threads; /* (n_threads - 1) */
     pthread_mutex_t mu;
-    pthread_cond_t wake; /* a new generation or shutdown */
-    pthread_cond_t done; /* busy reached 0 */
+    pthread_cond_t wake;     /* a new generation or shutdown */
+    pthread_cond_t all_done; /* done reached n_tasks */
+    pthread_cond_t idle;     /* active reached 0 */
     uint64_t generation;
-    int busy; /* workers still inside the current generation */
+    int active; /* workers inside the current generation */
     int shutdown;
     /* the current job */
     cpu_task_fn *fn;
     void *arg;
     int64_t n_tasks;
     _Atomic int64_t next;
+    _Atomic int64_t done;
 };
 
 struct worker_start {
@@ -41,10 +50,15 @@ struct worker_start {
 static void drain(struct cpu_pool *p, int tid)
 {
     for (;;) {
-        int64_t t = atomic_fetch_add_explicit(&p->next, 1, memory_order_relaxed);
+        int64_t t = atomic_fetch_add(&p->next, 1);
         if (t >= p->n_tasks)
             return;
         p->fn(p->arg, t, tid);
+        if (atomic_fetch_add(&p->done, 1) + 1 == p->n_tasks) {
+            pthread_mutex_lock(&p->mu);
+            pthread_cond_signal(&p->all_done);
+            pthread_mutex_unlock(&p->mu);
+        }
     }
 }
 
@@ -62,11 +76,12 @@ static void *worker_main(void *argp)
         if (p->shutdown)
             break;
         seen = p->generation;
+        p->active++;
         pthread_mutex_unlock(&p->mu);
         drain(p, tid);
         pthread_mutex_lock(&p->mu);
-        if (--p->busy == 0)
-            pthread_cond_signal(&p->done);
+        if (--p->active == 0)
+            pthread_cond_signal(&p->idle);
     }
     pthread_mutex_unlock(&p->mu);
     return NULL;
@@ -80,8 +95,10 @@ struct cpu_pool *cpu_pool_new(int n_threads)
     p->n_threads = n_threads;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->wake, NULL);
-    pthread_cond_init(&p->done, NULL);
+    pthread_cond_init(&p->all_done, NULL);
+    pthread_cond_init(&p->idle, NULL);
     atomic_init(&p->next, 0);
+    atomic_init(&p->done, 0);
     p->threads = xcalloc((size_t)n_threads, sizeof *p->threads);
     for (int i = 1; i < n_threads; i++) {
         struct worker_start *ws = xmalloc(sizeof *ws);
@@ -110,7 +127,8 @@ void cpu_pool_destroy(struct cpu_pool **pp)
     pthread_mutex_unlock(&p->mu);
     for (int i = 1; i < p->n_threads; i++)
         pthread_join(p->threads[i - 1], NULL);
-    pthread_cond_destroy(&p->done);
+    pthread_cond_destroy(&p->idle);
+    pthread_cond_destroy(&p->all_done);
     pthread_cond_destroy(&p->wake);
     pthread_mutex_destroy(&p->mu);
     free(p->threads);
@@ -133,17 +151,21 @@ void cpu_pool_run(struct cpu_pool *p, int64_t n_tasks, cpu_task_fn *fn, void *ar
         return;
     }
     pthread_mutex_lock(&p->mu);
+    while (p->active > 0) /* late workers of the last run still leaving */
+        pthread_cond_wait(&p->idle, &p->mu);
     p->fn = fn;
     p->arg = arg;
     p->n_tasks = n_tasks;
-    atomic_store_explicit(&p->next, 0, memory_order_relaxed);
-    p->busy = p->n_threads - 1;
+    atomic_store(&p->next, 0);
+    atomic_store(&p->done, 0);
     p->generation++;
     pthread_cond_broadcast(&p->wake);
     pthread_mutex_unlock(&p->mu);
     drain(p, 0);
-    pthread_mutex_lock(&p->mu);
-    while (p->busy > 0)
-        pthread_cond_wait(&p->done, &p->mu);
-    pthread_mutex_unlock(&p->mu);
+    if (atomic_load(&p->done) < n_tasks) {
+        pthread_mutex_lock(&p->mu);
+        while (atomic_load(&p->done) < n_tasks)
+            pthread_cond_wait(&p->all_done, &p->mu);
+        pthread_mutex_unlock(&p->mu);
+    }
 }
