@@ -4,7 +4,8 @@
  * Each returns the measured rate in GFLOP/s (2*M*N*K per GEMM), or a
  * negative value when the backend is not cpu or memory cannot be had. The
  * inputs are seeded random data; a run repeats the operation until
- * min_seconds have passed (after one untimed warm-up call).
+ * min_seconds have passed (after one untimed warm-up call) and reports the
+ * fastest repetition, the figure least disturbed by other load.
  */
 #ifndef ENCORE_CPU_BENCH_H
 #define ENCORE_CPU_BENCH_H
