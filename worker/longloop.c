@@ -21,10 +21,24 @@
 #include "common/bf16.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "common/noise.h"
 #include "common/xmalloc.h"
 #include "worker/models/sampler.h"
 
 #define LATENT_CHANNELS 16
+
+void longloop_init_latents(uint64_t seed, int64_t L, int64_t h, int64_t w, float *out)
+{
+    const int64_t hw = h * w;
+    float *frame = xmalloc(sizeof(float) * (size_t)(LATENT_CHANNELS * hw));
+    for (int64_t f = 0; f < L; f++) {
+        noise_latent_frame(seed, f, h, w, frame);
+        for (int c = 0; c < LATENT_CHANNELS; c++)
+            memcpy(out + ((int64_t)c * L + f) * hw, frame + (int64_t)c * hw,
+                   sizeof(float) * (size_t)hw);
+    }
+    free(frame);
+}
 
 int longloop_run(const struct longloop_params *lp, const struct longloop_audio *audio,
                  longloop_model_fn *model, void *model_ctx, const float *init, float *out)

@@ -71,6 +71,13 @@ struct longloop_params {
 };
 
 /*
+ * longloop_init_latents() writes the job's initial latents [16, L, h, w]:
+ * frame f is noise_latent_frame(seed, f, h, w) (bf16 values), so they equal
+ * what any worker draws for any window.
+ */
+void longloop_init_latents(uint64_t seed, int64_t L, int64_t h, int64_t w, float *out);
+
+/*
  * longloop_run() runs the loop with any model: init [16, L, h, w] initial
  * latents (rounded to bf16 if they are not bf16 values already), out
  * [16, L, h, w] the final latents (bf16 values as f32; may alias init).

@@ -199,12 +199,7 @@ static int run_case(int64_t n_samples, int clip, int ov, int64_t h, int64_t w, i
         return 0;
     int64_t L = p.latent_frames, hw = h * w, n_state = CH * L * hw;
     float *init = malloc(sizeof(float) * (size_t)n_state);
-    float *frame = malloc(sizeof(float) * (size_t)(CH * hw));
-    for (int64_t f = 0; f < L; f++) {
-        noise_latent_frame(7, f, h, w, frame);
-        for (int c = 0; c < CH; c++)
-            memcpy(init + (c * L + f) * hw, frame + c * hw, sizeof(float) * (size_t)hw);
-    }
+    longloop_init_latents(7, L, h, w, init);
     float *got = malloc(sizeof(float) * (size_t)n_state);
     float *want = malloc(sizeof(float) * (size_t)n_state);
     float *want_steps = malloc(sizeof(float) * (size_t)(steps * n_state));
@@ -250,7 +245,6 @@ static int run_case(int64_t n_samples, int clip, int ov, int64_t h, int64_t w, i
     free(pl.after_step);
     free(want_steps);
     free(want);
-    free(frame);
     free(init);
     plan_release(&p);
     return good;
@@ -297,6 +291,22 @@ int main(void)
     ok(bf, "final latents are finite bf16 values");
     free(a);
     free(b);
+
+    /* initial latents: frame f of channel c is noise_latent_frame(seed, f)[c] */
+    {
+        int64_t L = 7, h = 3, w = 5, hw = 15;
+        float *lat = malloc(sizeof(float) * (size_t)(CH * L * hw));
+        float frame[CH * 15];
+        longloop_init_latents(99, L, h, w, lat);
+        int same = 1;
+        for (int64_t f = 0; f < L; f++) {
+            noise_latent_frame(99, f, h, w, frame);
+            for (int c = 0; c < CH; c++)
+                same &= memcmp(lat + (c * L + f) * hw, frame + c * hw, sizeof(float) * 15) == 0;
+        }
+        ok(same, "longloop_init_latents lays noise frames out as [16, L, h, w]");
+        free(lat);
+    }
 
     /* errors: the model's error stops the loop; bad parameters */
     log_set_sink(quiet, NULL);
