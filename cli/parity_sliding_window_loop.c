@@ -223,7 +223,10 @@ int parity_sliding_window_loop(struct parity_run *r)
         if (rc != 0)
             goto out;
     }
-    rc = dit_load(r->be, wck ? &wck : &fwd, 1, (int64_t)text_len, &d);
+    struct dit_hparams hp = {.text_len = (int64_t)text_len};
+    struct ckpt *fx = r->fx;
+    dit_hparams_from_meta(&fx, 1, &hp);
+    rc = dit_load(r->be, wck ? &wck : &fwd, 1, &hp, &d);
     if (rc != 0)
         goto out;
 
