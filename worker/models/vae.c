@@ -165,7 +165,7 @@ static int64_t bind_block(struct weights *w, const char *base, struct vae_block 
         return -1; /* no such block */
     }
     if (b->cin != cin_expected)
-        log_error("vae: '%s' takes %d channels but the previous layer gives %d", base, b->cin,
+        log_error("'%s' takes %d channels but the previous layer gives %d", base, b->cin,
                   cin_expected);
     if (rc || b->cin != cin_expected || b->cout <= 0)
         return -2;
@@ -200,7 +200,7 @@ static int bind_stack(struct weights *w, struct vae *vae, int is_decoder, struct
     snprintf(n, sizeof(n), "%s.conv1.weight", side);
     int c0 = shape_of(w, n, 0, -1);
     if (c0 <= 0) {
-        log_error("vae: '%s' missing: cannot read the %s's widths", n, side);
+        log_error("'%s' missing: cannot read the %s's widths", n, side);
         return ENC_EINVAL;
     }
     snprintf(n, sizeof(n), "%s.conv1", side);
@@ -223,7 +223,7 @@ static int bind_stack(struct weights *w, struct vae *vae, int is_decoder, struct
             int64_t r = bind_block(w, base, b, &slot, c, is_decoder);
             if (r == -1) {
                 if (middle) {
-                    log_error("vae: block '%s' missing", base);
+                    log_error("block '%s' missing", base);
                     bad = 1;
                 }
                 break;
@@ -236,7 +236,7 @@ static int bind_stack(struct weights *w, struct vae *vae, int is_decoder, struct
                 np += r;
             }
             if (middle && (i == 1) != (b->kind == VAE_BLOCK_ATTN)) {
-                log_error("vae: block '%s' is not the expected middle block", base);
+                log_error("block '%s' is not the expected middle block", base);
                 bad = 1;
             }
             if (b->kind == VAE_BLOCK_UP3D)
@@ -289,13 +289,13 @@ int vae_load(struct backend *be, struct ckpt *const *cks, int n, unsigned parts,
     *out = NULL;
     if (!(parts & VAE_PART_ALL)) {
         free(vae);
-        return log_error_rc(ENC_EINVAL, "vae: no part asked for");
+        return log_error_rc(ENC_EINVAL, "no part asked for");
     }
     vae->be = be;
     vae->wts = weights_new(be, cks, n);
     if (!vae->wts) {
         free(vae);
-        return log_error_rc(ENC_ENOMEM, "vae: cannot start the weight binding");
+        return log_error_rc(ENC_ENOMEM, "cannot start the weight binding");
     }
     if (*prefix)
         weights_set_prefix(vae->wts, prefix);
@@ -311,7 +311,7 @@ int vae_load(struct backend *be, struct ckpt *const *cks, int n, unsigned parts,
     if (z <= 0)
         z = shape_of(vae->wts, "decoder.conv1.weight", 1, VAE_Z_DIM);
     if (z != VAE_Z_DIM) {
-        rc = log_error_rc(ENC_EINVAL, "vae: latent channels %d, only %d supported", z, VAE_Z_DIM);
+        rc = log_error_rc(ENC_EINVAL, "latent channels %d, only %d supported", z, VAE_Z_DIM);
         goto fail;
     }
     vae->z = z;
@@ -336,17 +336,17 @@ int vae_load(struct backend *be, struct ckpt *const *cks, int n, unsigned parts,
     }
     rc = weights_finish(vae->wts, scope);
     if (bad || rc) {
-        rc = log_error_rc(ENC_EINVAL, "vae: checkpoint refused (%d missing or misshapen)",
-                          weights_missing_count(vae->wts));
+        rc = log_error_rc(ENC_EINVAL, "'%s': VAE checkpoint refused (%d missing or misshapen)",
+                          n > 0 ? ckpt_path(cks[n - 1]) : "?", weights_missing_count(vae->wts));
         goto fail;
     }
     if (vae->dec.present && vae->dec.time_factor < 2) {
-        rc = log_error_rc(ENC_EINVAL, "vae: decoder without a temporal upsample");
+        rc = log_error_rc(ENC_EINVAL, "decoder without a temporal upsample");
         goto fail;
     }
     if (vae->dec.present)
         vae->receptive = vae_receptive_field_compute(vae);
-    log_debug("vae: %lld parameters, decoder %d blocks, encoder %d blocks, receptive field %d",
+    log_debug("%lld parameters, decoder %d blocks, encoder %d blocks, receptive field %d",
               (long long)vae->n_params, vae->dec.n_blocks, vae->enc.n_blocks, vae->receptive);
     *out = vae;
     return 0;

@@ -53,7 +53,7 @@ static struct tensor *new_f32(struct backend *be, int ndim, const int64_t *shape
 {
     struct tensor *t = tensor_new(be, DTYPE_F32, ndim, shape);
     if (!t)
-        *rc = log_error_rc(ENC_ENOMEM, "vae: out of backend memory for a %d-d activation", ndim);
+        *rc = log_error_rc(ENC_ENOMEM, "out of backend memory for a %d-d activation", ndim);
     return t;
 }
 #define NEW_F32(be, rcp, ...)                                                                  \
@@ -100,7 +100,7 @@ static int conv_apply(struct backend *be, const struct vae_conv *cv, const struc
     for (int i = 0; i < 3; i++) {
         int64_t n = x->shape[1 + i] + pf[i] + pb[i] - k[i];
         if (n < 0)
-            return log_error_rc(ENC_EINVAL, "vae: input %lldx%lldx%lld too small for a conv",
+            return log_error_rc(ENC_EINVAL, "input %lldx%lldx%lld too small for a conv",
                                 (long long)x->shape[1], (long long)x->shape[2],
                                 (long long)x->shape[3]);
         o[i] = n / stride[i] + 1;
@@ -423,7 +423,7 @@ static int down3d(struct vae_stream *st, const struct vae_block *b, const struct
         if (!*cache)
             goto fail;
     } else if (T + 1 < b->tc.kt) {
-        rc = log_error_rc(ENC_EINVAL, "vae: encoder chunk of %lld frames too short", (long long)T);
+        rc = log_error_rc(ENC_EINVAL, "encoder chunk of %lld frames too short", (long long)T);
         goto fail;
     }
     cat = NEW_F32(be, &rc, 1 + T, c, hw);
@@ -483,7 +483,7 @@ static int block_forward(struct vae_stream *st, const struct vae_block *b, const
     case VAE_BLOCK_DOWN3D:
         return down3d(st, b, x, out);
     }
-    return log_error_rc(ENC_EINVAL, "vae: bad block kind %d", (int)b->kind);
+    return log_error_rc(ENC_EINVAL, "bad block kind %d", (int)b->kind);
 }
 
 int vae_stack_forward(struct vae_stream *st, const struct tensor *x, struct tensor **out)

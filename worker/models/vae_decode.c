@@ -41,12 +41,12 @@ struct vae_decoder *vae_decoder_new(struct vae *vae, int64_t h, int64_t w, int64
                                     int64_t emit_from)
 {
     if (!vae->dec.present) {
-        log_error("vae: decoder not loaded");
+        log_error("decoder not loaded");
         return NULL;
     }
     if (h <= 0 || w <= 0 || h > 4096 || w > 4096 || first_latent < 0 ||
         (first_latent > 0 && emit_from <= first_latent)) {
-        log_error("vae: bad decode stream (latent %lldx%lld, first %lld, emit from %lld)",
+        log_error("bad decode stream (latent %lldx%lld, first %lld, emit from %lld)",
                   (long long)h, (long long)w, (long long)first_latent, (long long)emit_from);
         return NULL;
     }
@@ -105,7 +105,7 @@ int vae_decoder_push(struct vae_decoder *dec, const float *latent, vae_frame_fn 
     x = backend_tensor_from_host(be, DTYPE_F32, 4, (int64_t[]){vae->z, 1, dec->h, dec->w},
                                  dec->zbuf, 0);
     if (!x)
-        return log_error_rc(ENC_ENOMEM, "vae: out of backend memory for a latent frame");
+        return log_error_rc(ENC_ENOMEM, "out of backend memory for a latent frame");
     rc = vae_pointwise(be, &vae->post_quant, x, &y);
     tensor_destroy(&x);
     if (rc)
@@ -118,14 +118,14 @@ int vae_decoder_push(struct vae_decoder *dec, const float *latent, vae_frame_fn 
     int64_t T = out->shape[1];
     int expect = dec->next == dec->first ? 1 : vae->dec.time_factor;
     if (T != expect || out->shape[0] != 3 || out->shape[2] != dec->H || out->shape[3] != dec->W) {
-        rc = log_error_rc(ENC_EINVAL, "vae: decoder gave %lld frames of %lldx%lld, want %d of %lldx%lld",
+        rc = log_error_rc(ENC_EINVAL, "decoder gave %lld frames of %lldx%lld, want %d of %lldx%lld",
                           (long long)T, (long long)out->shape[2], (long long)out->shape[3], expect,
                           (long long)dec->H, (long long)dec->W);
         goto fail;
     }
     ft = tensor_new_shape(be, DTYPE_F32, T, 3, HW);
     if (!ft) {
-        rc = log_error_rc(ENC_ENOMEM, "vae: out of backend memory for output frames");
+        rc = log_error_rc(ENC_ENOMEM, "out of backend memory for output frames");
         goto fail;
     }
     {
@@ -173,7 +173,7 @@ int vae_decode_range(struct vae *vae, int64_t h, int64_t w, const float *latents
     if (warmup < 0)
         warmup = vae->receptive;
     if (a < 0 || b < a)
-        return log_error_rc(ENC_EINVAL, "vae: bad latent range [%lld, %lld)", (long long)a,
+        return log_error_rc(ENC_EINVAL, "bad latent range [%lld, %lld)", (long long)a,
                             (long long)b);
     int64_t start = a - warmup > 0 ? a - warmup : 0;
     if (a > 0 && start == a)

@@ -70,13 +70,13 @@ static int encode_chunks(struct vae *vae, chunk_fn *get, void *ctx, int64_t T, i
     int rc = 0;
 
     if (!vae->enc.present)
-        return log_error_rc(ENC_EINVAL, "vae: encoder not loaded");
+        return log_error_rc(ENC_EINVAL, "encoder not loaded");
     vae_latent_dims(vae, T, H, W, &F, &h, &w);
     if (F < 1 || h < 1 || w < 1)
-        return log_error_rc(ENC_EINVAL, "vae: clip of %lld frames %lldx%lld too small to encode",
+        return log_error_rc(ENC_EINVAL, "clip of %lld frames %lldx%lld too small to encode",
                             (long long)T, (long long)H, (long long)W);
     if ((T - 1) % ft)
-        log_warn("vae: clip of %lld frames: the last %lld are not encoded (chunks of %lld)",
+        log_warn("clip of %lld frames: the last %lld are not encoded (chunks of %lld)",
                  (long long)T, (long long)((T - 1) % ft), (long long)ft);
 
     int64_t z = vae->z, hw = h * w, HW = H * W;
@@ -88,7 +88,7 @@ static int encode_chunks(struct vae *vae, chunk_fn *get, void *ctx, int64_t T, i
         get(ctx, t0, n, buf);
         x = backend_tensor_from_host(be, DTYPE_F32, 4, (int64_t[]){3, n, H, W}, buf, 0);
         if (!x) {
-            rc = log_error_rc(ENC_ENOMEM, "vae: out of backend memory for a pixel chunk");
+            rc = log_error_rc(ENC_ENOMEM, "out of backend memory for a pixel chunk");
             goto fail;
         }
         rc = vae_stack_forward(&st, x, &e);
@@ -96,7 +96,7 @@ static int encode_chunks(struct vae *vae, chunk_fn *get, void *ctx, int64_t T, i
         if (rc)
             goto fail;
         if (e->shape[0] != 2 * z || e->shape[1] != 1 || e->shape[2] != h || e->shape[3] != w) {
-            rc = log_error_rc(ENC_EINVAL, "vae: encoder chunk %lld gave [%lld,%lld,%lld,%lld]",
+            rc = log_error_rc(ENC_EINVAL, "encoder chunk %lld gave [%lld,%lld,%lld,%lld]",
                               (long long)i, (long long)e->shape[0], (long long)e->shape[1],
                               (long long)e->shape[2], (long long)e->shape[3]);
             goto fail;

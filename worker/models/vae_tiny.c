@@ -138,7 +138,7 @@ int vae_write_tiny_dim(const char *path, uint64_t seed, int dim)
     int idx;
 
     if (dim < 1 || dim > 4096)
-        return log_error_rc(ENC_EINVAL, "vae: tiny width %d out of range", dim);
+        return log_error_rc(ENC_EINVAL, "tiny width %d out of range", dim);
     st_writer_meta(t.w, "format", "pt");
     st_writer_meta(t.w, "model", "wan2.1-vae-tiny");
 
