@@ -82,7 +82,8 @@ int parity_vae_decode(struct parity_run *r)
     struct vae_info info;
     vae_get_info(vae, &info);
     if (T != s.T || et->shape[3] != h * info.spatial || et->shape[4] != w * info.spatial) {
-        rc = log_error_rc(ENC_EINVAL, "'%s': %lld latents of %lldx%lld do not decode to [3,%lld,%lld,%lld]",
+        rc = log_error_rc(ENC_EINVAL,
+                          "'%s': %lld latents of %lldx%lld do not decode to [3,%lld,%lld,%lld]",
                           r->path, (long long)L, (long long)h, (long long)w, (long long)s.T,
                           (long long)et->shape[3], (long long)et->shape[4]);
         goto done;

@@ -76,8 +76,8 @@ static float *decode_all(struct vae *vae, const float *fm, int64_t L, int64_t h,
     struct vae_info info;
     vae_get_info(vae, &info);
     int64_t H = h * info.spatial, W = w * info.spatial;
-    struct collect c = {.video = calloc((size_t)(3 * T * H * W), sizeof(float)), .T = T,
-                        .HW = H * W};
+    struct collect c = {
+        .video = calloc((size_t)(3 * T * H * W), sizeof(float)), .T = T, .HW = H * W};
     struct vae_decoder *dec = vae_decoder_new(vae, h, w, 0, 0);
     int rc = dec ? 0 : -1;
     if (dec)
@@ -263,7 +263,8 @@ static void test_pixels(void)
     float frame[3] = {-1.0f, 0.999f, 2.0f};
     uint8_t rgb[3];
     vae_frame_to_rgb24(frame, 1, 1, rgb);
-    ok(rgb[0] == 0 && rgb[1] == 254 && rgb[2] == 255, "pixel rule: -1 -> 0, 0.999 -> 254, 2 -> 255");
+    ok(rgb[0] == 0 && rgb[1] == 254 && rgb[2] == 255,
+       "pixel rule: -1 -> 0, 0.999 -> 254, 2 -> 255");
 }
 
 int main(void)

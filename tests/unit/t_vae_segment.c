@@ -71,21 +71,21 @@ static void test_segments(struct backend *be)
     int64_t f1 = vae_frames_of_latent(vae, b - 1, &n1) + n1;
     int64_t nf = f1 - f0;
 
-    struct keep full = {.frames = calloc((size_t)(nf * fsize), 4), .f0 = f0, .n = nf,
-                        .fsize = fsize};
+    struct keep full = {
+        .frames = calloc((size_t)(nf * fsize), 4), .f0 = f0, .n = nf, .fsize = fsize};
     int rc = vae_decode_range(vae, h, w, lat, 0, L, 0, keep_frame, &full);
     ok(rc == 0 && full.got == nf, "full stream of %lld latents decoded", (long long)L);
 
-    struct keep seg = {.frames = calloc((size_t)(nf * fsize), 4), .f0 = f0, .n = nf,
-                       .fsize = fsize};
+    struct keep seg = {
+        .frames = calloc((size_t)(nf * fsize), 4), .f0 = f0, .n = nf, .fsize = fsize};
     rc = vae_decode_range(vae, h, w, lat, a, b, R, keep_frame, &seg);
     ok(rc == 0 && seg.got == nf, "segment [%lld, %lld) with warm-up %d gives %lld frames",
        (long long)a, (long long)b, R, (long long)nf);
     ok(memcmp(full.frames, seg.frames, (size_t)(nf * fsize) * 4) == 0,
        "segment frames are byte-identical to the full stream's (warm-up %d)", R);
 
-    struct keep shortw = {.frames = calloc((size_t)(nf * fsize), 4), .f0 = f0, .n = nf,
-                          .fsize = fsize};
+    struct keep shortw = {
+        .frames = calloc((size_t)(nf * fsize), 4), .f0 = f0, .n = nf, .fsize = fsize};
     rc = vae_decode_range(vae, h, w, lat, a, b, R - 1, keep_frame, &shortw);
     int64_t first_diff = -1, n_diff_frames = 0;
     for (int64_t f = 0; f < nf; f++)

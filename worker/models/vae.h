@@ -55,14 +55,14 @@ struct vae;
 
 /* The configuration as read from the checkpoint (for reports and tests). */
 struct vae_info {
-    int z_dim;           /* 16 */
-    int dec_blocks;      /* decoder middle + upsample blocks */
-    int enc_blocks;      /* encoder downsample + middle blocks */
-    int dec_time_up;     /* temporal upsamples u: 2^u frames per latent (> 0) */
-    int enc_time_down;   /* temporal downsamples */
-    int spatial;         /* spatial factor (8) */
-    int dec_width;       /* widest decoder channel count (384 real) */
-    int64_t n_params;    /* parameters bound */
+    int z_dim;         /* 16 */
+    int dec_blocks;    /* decoder middle + upsample blocks */
+    int enc_blocks;    /* encoder downsample + middle blocks */
+    int dec_time_up;   /* temporal upsamples u: 2^u frames per latent (> 0) */
+    int enc_time_down; /* temporal downsamples */
+    int spatial;       /* spatial factor (8) */
+    int dec_width;     /* widest decoder channel count (384 real) */
+    int64_t n_params;  /* parameters bound */
 };
 
 /*
@@ -71,8 +71,7 @@ struct vae_info {
  * misshapen tensor is logged by name and the load refused (ENC_EINVAL);
  * tensors of the bound parts nobody asked for are warned about.
  */
-int vae_load(struct backend *be, struct ckpt *const *cks, int n, unsigned parts,
-             struct vae **out);
+int vae_load(struct backend *be, struct ckpt *const *cks, int n, unsigned parts, struct vae **out);
 /* vae_open() opens path (safetensors or .pth) and loads it; the vae owns the
  * checkpoint. */
 int vae_open(struct backend *be, const char *path, unsigned parts, struct vae **out);
@@ -153,8 +152,8 @@ int vae_encode(struct vae *vae, const float *pixels, int64_t T, int64_t H, int64
 int vae_encode_reference(struct vae *vae, const float *image, int64_t H, int64_t W,
                          int64_t n_frames, float *lat);
 /* vae_latent_dims() gives the latent size of an H x W x T clip. */
-void vae_latent_dims(const struct vae *vae, int64_t T, int64_t H, int64_t W, int64_t *F,
-                     int64_t *h, int64_t *w);
+void vae_latent_dims(const struct vae *vae, int64_t T, int64_t H, int64_t W, int64_t *F, int64_t *h,
+                     int64_t *w);
 
 /*
  * vae_make_y() builds the DiT's conditioning y [4 + z, F, h, w] from the
@@ -176,10 +175,10 @@ int vae_write_tiny(const char *path, uint64_t seed);
 int vae_write_tiny_dim(const char *path, uint64_t seed, int dim);
 
 struct vae_bench_result {
-    double frames_per_s;    /* decoded video frames per second */
+    double frames_per_s; /* decoded video frames per second */
     double latents_per_s;
-    double rss_mib_first;   /* resident set after n_latents / 10 latents */
-    double rss_mib_last;    /* resident set after n_latents */
+    double rss_mib_first; /* resident set after n_latents / 10 latents */
+    double rss_mib_last;  /* resident set after n_latents */
     double seconds;
 };
 

@@ -32,11 +32,11 @@
 #include "common/xmalloc.h"
 #include "vae_impl.h"
 
-#define CHECK(expr)                                                                            \
-    do {                                                                                       \
-        rc = (expr);                                                                           \
-        if (rc)                                                                                \
-            goto fail;                                                                         \
+#define CHECK(expr)                                                                                \
+    do {                                                                                           \
+        rc = (expr);                                                                               \
+        if (rc)                                                                                    \
+            goto fail;                                                                             \
     } while (0)
 
 /* Sources of the new frames of a cached conv. */
@@ -56,8 +56,8 @@ static struct tensor *new_f32(struct backend *be, int ndim, const int64_t *shape
         *rc = log_error_rc(ENC_ENOMEM, "out of backend memory for a %d-d activation", ndim);
     return t;
 }
-#define NEW_F32(be, rcp, ...)                                                                  \
-    new_f32((be), (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)),                   \
+#define NEW_F32(be, rcp, ...)                                                                      \
+    new_f32((be), (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)),                       \
             (int64_t[]){__VA_ARGS__}, (rcp))
 
 /* eps for rsqrt(mean(x^2) + eps) equivalent to F.normalize's max(|x|, 1e-12). */
@@ -237,8 +237,7 @@ fail:
 static int attn_block(struct backend *be, const struct vae_block *b, const struct tensor *x,
                       struct tensor **out)
 {
-    struct tensor *t = NULL, *xn = NULL, *qkv = NULL, *qt = NULL, *o = NULL, *oc = NULL,
-                  *y = NULL;
+    struct tensor *t = NULL, *xn = NULL, *qkv = NULL, *qt = NULL, *o = NULL, *oc = NULL, *y = NULL;
     int rc = 0;
     int64_t c = x->shape[0], T = x->shape[1], H = x->shape[2], W = x->shape[3], hw = H * W;
 
@@ -470,18 +469,12 @@ static int block_forward(struct vae_stream *st, const struct vae_block *b, const
                          struct tensor **out)
 {
     switch (b->kind) {
-    case VAE_BLOCK_RES:
-        return res_block(st, b, x, out);
-    case VAE_BLOCK_ATTN:
-        return attn_block(st->vae->be, b, x, out);
-    case VAE_BLOCK_UP2D:
-        return up2d(st->vae->be, b, x, out);
-    case VAE_BLOCK_UP3D:
-        return up3d(st, b, x, out);
-    case VAE_BLOCK_DOWN2D:
-        return down2d(st->vae->be, b, x, out);
-    case VAE_BLOCK_DOWN3D:
-        return down3d(st, b, x, out);
+    case VAE_BLOCK_RES: return res_block(st, b, x, out);
+    case VAE_BLOCK_ATTN: return attn_block(st->vae->be, b, x, out);
+    case VAE_BLOCK_UP2D: return up2d(st->vae->be, b, x, out);
+    case VAE_BLOCK_UP3D: return up3d(st, b, x, out);
+    case VAE_BLOCK_DOWN2D: return down2d(st->vae->be, b, x, out);
+    case VAE_BLOCK_DOWN3D: return down3d(st, b, x, out);
     }
     return log_error_rc(ENC_EINVAL, "bad block kind %d", (int)b->kind);
 }

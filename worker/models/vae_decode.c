@@ -29,12 +29,12 @@ struct vae_decoder {
     struct vae *vae;
     struct vae_stream st;
     int64_t h, w, H, W;
-    int64_t next;          /* latent index of the next push */
-    int64_t first;         /* latent index of the first push */
-    int64_t emit_from;     /* frames of latents < emit_from are dropped */
+    int64_t next;      /* latent index of the next push */
+    int64_t first;     /* latent index of the first push */
+    int64_t emit_from; /* frames of latents < emit_from are dropped */
     int clamp;
-    float *zbuf;           /* (z, h, w) */
-    float *frames;         /* (time_factor, 3, H, W) */
+    float *zbuf;   /* (z, h, w) */
+    float *frames; /* (time_factor, 3, H, W) */
 };
 
 struct vae_decoder *vae_decoder_new(struct vae *vae, int64_t h, int64_t w, int64_t first_latent,
@@ -46,8 +46,8 @@ struct vae_decoder *vae_decoder_new(struct vae *vae, int64_t h, int64_t w, int64
     }
     if (h <= 0 || w <= 0 || h > 4096 || w > 4096 || first_latent < 0 ||
         (first_latent > 0 && emit_from <= first_latent)) {
-        log_error("bad decode stream (latent %lldx%lld, first %lld, emit from %lld)",
-                  (long long)h, (long long)w, (long long)first_latent, (long long)emit_from);
+        log_error("bad decode stream (latent %lldx%lld, first %lld, emit from %lld)", (long long)h,
+                  (long long)w, (long long)first_latent, (long long)emit_from);
         return NULL;
     }
     struct vae_decoder *dec = xcalloc(1, sizeof(*dec));
@@ -258,8 +258,7 @@ static int rf_chunk(const struct vae_stack *stk, struct rf_sim *s, unsigned char
                 f[2 * t] = f[2 * t + 1] = a[t];
             n *= 2;
             break;
-        default:
-            break; /* per frame */
+        default: break; /* per frame */
         }
     }
     rf_conv(s, stk->head.slot, f, n, f);

@@ -46,8 +46,8 @@ static void ref_chunk(void *ctx, int64_t t0, int64_t n, float *buf)
             memcpy(buf + c * n * s->HW, s->image + c * s->HW, (size_t)s->HW * sizeof(float));
 }
 
-void vae_latent_dims(const struct vae *vae, int64_t T, int64_t H, int64_t W, int64_t *F,
-                     int64_t *h, int64_t *w)
+void vae_latent_dims(const struct vae *vae, int64_t T, int64_t H, int64_t W, int64_t *F, int64_t *h,
+                     int64_t *w)
 {
     const struct vae_stack *s = &vae->enc;
     *F = T >= 1 ? 1 + (T - 1) / s->time_factor : 0;
@@ -60,8 +60,8 @@ void vae_latent_dims(const struct vae *vae, int64_t T, int64_t H, int64_t W, int
     *w = W;
 }
 
-static int encode_chunks(struct vae *vae, chunk_fn *get, void *ctx, int64_t T, int64_t H,
-                         int64_t W, float *lat, float *mu_raw, float *logvar)
+static int encode_chunks(struct vae *vae, chunk_fn *get, void *ctx, int64_t T, int64_t H, int64_t W,
+                         float *lat, float *mu_raw, float *logvar)
 {
     struct backend *be = vae->be;
     struct vae_stream st;

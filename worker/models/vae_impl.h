@@ -17,31 +17,31 @@
 
 /* A convolution: weight viewed as 5-D [cout, cin, kt, kh, kw]. */
 struct vae_conv {
-    struct tensor w;        /* view of the bound weight, (cout, cin, kt, kh, kw) */
-    struct tensor *b;       /* (cout) */
+    struct tensor w;  /* view of the bound weight, (cout, cin, kt, kh, kw) */
+    struct tensor *b; /* (cout) */
     int cin, cout, kt, kh, kw;
-    int slot;               /* cache slot for 3-tap causal convs, else -1 */
+    int slot; /* cache slot for 3-tap causal convs, else -1 */
 };
 
 enum vae_block_kind {
-    VAE_BLOCK_RES = 0,      /* ResidualBlock(cin, cout) */
-    VAE_BLOCK_ATTN,         /* AttentionBlock(c), per frame */
-    VAE_BLOCK_UP2D,         /* nearest x2 + conv2d(c -> c/2) */
-    VAE_BLOCK_UP3D,         /* time_conv (c -> 2c, x2 frames) + UP2D */
-    VAE_BLOCK_DOWN2D,       /* pad right/bottom, conv2d stride 2 */
-    VAE_BLOCK_DOWN3D,       /* DOWN2D + time_conv stride 2 over [last cached, new] */
+    VAE_BLOCK_RES = 0, /* ResidualBlock(cin, cout) */
+    VAE_BLOCK_ATTN,    /* AttentionBlock(c), per frame */
+    VAE_BLOCK_UP2D,    /* nearest x2 + conv2d(c -> c/2) */
+    VAE_BLOCK_UP3D,    /* time_conv (c -> 2c, x2 frames) + UP2D */
+    VAE_BLOCK_DOWN2D,  /* pad right/bottom, conv2d stride 2 */
+    VAE_BLOCK_DOWN3D,  /* DOWN2D + time_conv stride 2 over [last cached, new] */
 };
 
 struct vae_block {
     enum vae_block_kind kind;
     int cin, cout;
     /* RES */
-    struct tensor g0;       /* residual.0.gamma viewed (cin) */
-    struct vae_conv c1;     /* residual.2 (cout, cin, 3, 3, 3) */
-    struct tensor g1;       /* residual.3.gamma viewed (cout) */
-    struct vae_conv c2;     /* residual.6 (cout, cout, 3, 3, 3) */
+    struct tensor g0;   /* residual.0.gamma viewed (cin) */
+    struct vae_conv c1; /* residual.2 (cout, cin, 3, 3, 3) */
+    struct tensor g1;   /* residual.3.gamma viewed (cout) */
+    struct vae_conv c2; /* residual.6 (cout, cout, 3, 3, 3) */
     int has_shortcut;
-    struct vae_conv sc;     /* shortcut (cout, cin, 1, 1, 1) */
+    struct vae_conv sc; /* shortcut (cout, cin, 1, 1, 1) */
     /* ATTN: g0 = norm.gamma (c); qkv (3c, c, 1, 1, 1); proj (c, c, 1, 1, 1) */
     struct vae_conv qkv, proj;
     /* UP/DOWN: resample.1 (cout, cin, 1, 3, 3); time_conv (UP3D: (2c, c, 3, 1, 1),
@@ -53,26 +53,26 @@ struct vae_block {
  * decoder: middle then upsamples. */
 struct vae_stack {
     int present;
-    struct vae_conv conv_in;        /* conv1 (c0, cin, 3, 3, 3) */
+    struct vae_conv conv_in; /* conv1 (c0, cin, 3, 3, 3) */
     int n_blocks;
     struct vae_block *blocks;
-    struct tensor head_g;           /* head.0.gamma viewed (c) */
-    struct vae_conv head;           /* head.2 (cout, c, 3, 3, 3) */
-    int n_slots;                    /* cache slots used */
-    int time_factor;                /* 2^(temporal resamples) */
-    int space_factor;               /* 2^(spatial resamples) */
+    struct tensor head_g; /* head.0.gamma viewed (c) */
+    struct vae_conv head; /* head.2 (cout, c, 3, 3, 3) */
+    int n_slots;          /* cache slots used */
+    int time_factor;      /* 2^(temporal resamples) */
+    int space_factor;     /* 2^(spatial resamples) */
 };
 
 struct vae {
     struct backend *be;
     struct weights *wts;
-    struct ckpt *own_ck;            /* vae_open()'s checkpoint, else NULL */
-    int z;                          /* latent channels */
+    struct ckpt *own_ck; /* vae_open()'s checkpoint, else NULL */
+    int z;               /* latent channels */
     struct vae_stack dec, enc;
-    struct vae_conv post_quant;     /* conv2 (z, z, 1, 1, 1): decoder input */
-    struct vae_conv quant;          /* conv1 (2z, 2z, 1, 1, 1): encoder output */
-    float inv_std[VAE_Z_DIM];       /* f32(1 / std) */
-    int receptive;                  /* decoder receptive field, latent frames */
+    struct vae_conv post_quant; /* conv2 (z, z, 1, 1, 1): decoder input */
+    struct vae_conv quant;      /* conv1 (2z, 2z, 1, 1, 1): encoder output */
+    float inv_std[VAE_Z_DIM];   /* f32(1 / std) */
+    int receptive;              /* decoder receptive field, latent frames */
     int64_t n_params;
 };
 
@@ -80,8 +80,8 @@ struct vae {
 struct vae_stream {
     struct vae *vae;
     const struct vae_stack *stk;
-    struct tensor **cache;          /* per slot: frame-major (n, C, HW) */
-    int64_t chunk;                  /* chunks processed */
+    struct tensor **cache; /* per slot: frame-major (n, C, HW) */
+    int64_t chunk;         /* chunks processed */
 };
 
 int vae_stream_init(struct vae_stream *st, struct vae *vae, const struct vae_stack *stk);
