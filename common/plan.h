@@ -49,10 +49,11 @@ struct plan {
 int plan_make(struct plan *p, int64_t n_samples, const struct plan_params *pp);
 void plan_release(struct plan *p);
 
-/* plan_window_of_frame(): the index of the first window containing frame f. */
+/* plan_first_window_of(): the index of the first window containing latent
+ * frame f; -1 when f is outside [0, L). */
 int64_t plan_first_window_of(const struct plan *p, int64_t f);
 /* plan_last_window_of(): the index of the last window containing frame f;
- * state[s][f] is that window's blended value. */
+ * state[s][f] is that window's blended value; -1 outside [0, L). */
 int64_t plan_last_window_of(const struct plan *p, int64_t f);
 /* plan_windows_overlap(): whether windows a and b share any latent frame. */
 int plan_windows_overlap(const struct plan *p, int64_t a, int64_t b);
