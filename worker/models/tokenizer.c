@@ -497,10 +497,10 @@ int tokenizer_encode_padded(const struct tokenizer *tk, const char *text, size_t
                             int max_length, int64_t *ids, int64_t *mask)
 {
     if (max_length < 1)
-        return log_error_rc(ENC_EINVAL, "tokenizer: max_length %d must be at least 1",
+        return log_error_rc(ENC_EINVAL, "max_length %d must be at least 1",
                             max_length);
     if (tk->eos_id < 0 || tk->pad_id < 0)
-        return log_error_rc(ENC_EINVAL, "tokenizer: the model has no %s id",
+        return log_error_rc(ENC_EINVAL, "the model has no %s id",
                             tk->eos_id < 0 ? "eos" : "pad");
     int32_t *raw = NULL;
     size_t n = 0;
@@ -508,7 +508,7 @@ int tokenizer_encode_padded(const struct tokenizer *tk, const char *text, size_t
     size_t keep = n;
     if (keep > (size_t)max_length - 1) {
         keep = (size_t)max_length - 1;
-        log_warn("tokenizer: prompt of %zu tokens truncated to %zu (+ eos) at max_length %d", n,
+        log_warn("prompt of %zu tokens truncated to %zu (+ eos) at max_length %d", n,
                  keep, max_length);
     }
     for (size_t i = 0; i < keep; i++)
@@ -753,7 +753,7 @@ int tokenizer_load(const void *buf, size_t len, const char *name, struct tokeniz
         tokenizer_destroy(&tk);
         return rc;
     }
-    log_debug("tokenizer: '%s': %d pieces, byte_fallback %d, charsmap %zu units", name,
+    log_debug("'%s': %d pieces, byte_fallback %d, charsmap %zu units", name,
               tk->n_pieces, tk->byte_fallback, tk->n_units);
     *out = tk;
     return 0;

@@ -95,16 +95,17 @@ static int shape2(const struct weights *w, const char *name, int64_t *rows, int6
 {
     const struct ckpt_tensor *t = weights_find(w, name);
     if (!t)
-        return log_error_rc(ENC_EINVAL, "umt5: checkpoint has no '%s'", name);
+        return log_error_rc(ENC_EINVAL, "checkpoint has no '%s'", name);
     if (t->ndim != 2 || t->shape[0] <= 0 || t->shape[1] <= 0 || t->shape[0] > INT32_MAX ||
         t->shape[1] > INT32_MAX)
-        return log_error_rc(ENC_EINVAL, "umt5: '%s' should be 2-D, has %d dims", name, t->ndim);
+        return log_error_rc(ENC_EINVAL, "'%s' should be 2-D, has %d dims", name, t->ndim);
     *rows = t->shape[0];
     *cols = t->shape[1];
     return 0;
 }
 
-int umt5_load(struct backend *be, struct ckpt *const *cks, int n, struct umt5 **out)
+int umt5_load(struct backend *be, struct ckpt *const *cks, int n, const char *prefix,
+              struct umt5 **out)
 {
     struct umt5 *m = xcalloc(1, sizeof(*m));
     struct umt5_config *c = &m->cfg;
@@ -115,6 +116,8 @@ int umt5_load(struct backend *be, struct ckpt *const *cks, int n, struct umt5 **
     *out = NULL;
     m->be = be;
     m->w = weights_new(be, cks, n);
+    if (prefix && prefix[0])
+        weights_set_prefix(m->w, prefix);
     if ((rc = shape2(m->w, "token_embedding.weight", &r, &k)) < 0)
         goto fail;
     c->vocab = (int)r;
@@ -122,7 +125,7 @@ int umt5_load(struct backend *be, struct ckpt *const *cks, int n, struct umt5 **
     m->embed = weights_find(m->w, "token_embedding.weight");
     if (m->embed->dtype != DTYPE_F32 && m->embed->dtype != DTYPE_BF16 &&
         m->embed->dtype != DTYPE_F16) {
-        rc = log_error_rc(ENC_EINVAL, "umt5: token_embedding.weight has dtype %s",
+        rc = log_error_rc(ENC_EINVAL, "token_embedding.weight has dtype %s",
                           dtype_name(m->embed->dtype));
         goto fail;
     }
@@ -144,7 +147,7 @@ int umt5_load(struct backend *be, struct ckpt *const *cks, int n, struct umt5 **
             break;
     }
     if (c->dim_attn % c->n_heads != 0 || c->n_buckets < 4) {
-        rc = log_error_rc(ENC_EINVAL, "umt5: dim_attn %d, %d heads, %d buckets do not fit",
+        rc = log_error_rc(ENC_EINVAL, "dim_attn %d, %d heads, %d buckets do not fit",
                           c->dim_attn, c->n_heads, c->n_buckets);
         goto fail;
     }
@@ -169,16 +172,21 @@ int umt5_load(struct backend *be, struct ckpt *const *cks, int n, struct umt5 **
         if (pos) {
             L->pos = backend_tensor_to_f32(be, pos);
             if (!L->pos) {
-                rc = log_error_rc(ENC_ENOMEM, "umt5: cannot read the position bias of block %d",
+                rc = log_error_rc(ENC_ENOMEM, "cannot read the position bias of block %d",
                                   i);
                 goto fail;
             }
         }
     }
     m->norm = weights_get_f32_shape(m->w, "norm.weight", D);
-    if ((rc = weights_finish(m->w, "blocks.,norm.")) < 0)
+    /* Only the encoder's own keys count as unexpected (the token table is
+     * read from the mapping, not bound). */
+    char scope[160];
+    const char *pre = prefix ? prefix : "";
+    snprintf(scope, sizeof(scope), "%sblocks.,%snorm.", pre, pre);
+    if ((rc = weights_finish(m->w, scope)) < 0)
         goto fail;
-    log_info("umt5: %d layers, dim %d, attn %d (%d heads), ffn %d, vocab %d, %d buckets",
+    log_info("%d layers, dim %d, attn %d (%d heads), ffn %d, vocab %d, %d buckets",
              c->n_layers, c->dim, c->dim_attn, c->n_heads, c->dim_ffn, c->vocab, c->n_buckets);
     *out = m;
     return 0;
@@ -194,7 +202,7 @@ static int gather(const struct umt5 *m, const int64_t *ids, int n, float *x)
     int64_t D = m->cfg.dim;
     for (int t = 0; t < n; t++) {
         if (ids[t] < 0 || ids[t] >= m->cfg.vocab)
-            return log_error_rc(ENC_EINVAL, "umt5: token id %lld at position %d is outside the "
+            return log_error_rc(ENC_EINVAL, "token id %lld at position %d is outside the "
                                             "table of %d rows",
                                 (long long)ids[t], t, m->cfg.vocab);
         float *row = x + (size_t)t * (size_t)D;
@@ -236,7 +244,7 @@ int umt5_encode(struct umt5 *m, const int64_t *ids, int n, struct tensor **out)
 
     *out = NULL;
     if (n < 1)
-        return log_error_rc(ENC_EINVAL, "umt5: nothing to encode (%d tokens)", n);
+        return log_error_rc(ENC_EINVAL, "nothing to encode (%d tokens)", n);
 
     size_t tail = (size_t)T * (size_t)T * (size_t)H; /* one [T, T, H] tail */
     size_t host_n = tail > (size_t)(T * D) ? tail : (size_t)(T * D);
@@ -262,7 +270,7 @@ int umt5_encode(struct umt5 *m, const int64_t *ids, int n, struct tensor **out)
     u = tensor_new_shape(be, DTYPE_F32, T, F);
     if (!x || !h || !y || !q || !k || !v || !a || !pq || !pk || !pv || !qq || !kk || !vv ||
         !oo || !po || !g || !u) {
-        rc = log_error_rc(ENC_ENOMEM, "umt5: out of backend memory for %d tokens", n);
+        rc = log_error_rc(ENC_ENOMEM, "out of backend memory for %d tokens", n);
         goto fail;
     }
     TRY(backend_upload(be, x, host, (size_t)(T * D) * sizeof(float)));

@@ -46,11 +46,13 @@ struct umt5;
 
 /*
  * umt5_load() binds the encoder to checkpoint cks[0..n-1] (borrowed; they
- * must stay open while the model lives) on backend be. Returns 0, or
- * ENC_EINVAL after logging every missing or misshapen tensor by name.
- * Free with umt5_destroy().
+ * must stay open while the model lives) on backend be. prefix (NULL or ""
+ * for none; "weights." for the parity fixture) is tried before each key.
+ * Returns 0, or ENC_EINVAL after logging every missing or misshapen tensor
+ * by name. Free with umt5_destroy().
  */
-int umt5_load(struct backend *be, struct ckpt *const *cks, int n, struct umt5 **out);
+int umt5_load(struct backend *be, struct ckpt *const *cks, int n, const char *prefix,
+              struct umt5 **out);
 /* umt5_destroy() accepts NULL and NULLs *m. */
 void umt5_destroy(struct umt5 **m);
 const struct umt5_config *umt5_get_config(const struct umt5 *m);
