@@ -20,9 +20,18 @@
  * model lacks byte fallback (one <unk> per character there), and on literal
  * special-token text such as "</s>" typed into a prompt (the fast tokenizer
  * maps it to id 1, sentencepiece spells it out). The tokenizer fixture
- * flags strings 5 (leading/trailing spaces), 10 (emoji), 15 (half-width
- * katakana), 16 (kana and hangul) and 20 (supplementary-plane CJK) as
- * possibly differing; encore follows sentencepiece on all of them.
+ * flags (hf_fast_may_differ) these strings; encore gives sentencepiece's
+ * ids for all of them and the fixture checks exactly that:
+ *   5  "  leading and trailing spaces  "  whitespace edge case (a)
+ *   10 "emoji 😀 and 🎤 music"             out-of-vocabulary emoji: byte
+ *                                         pieces here, <unk> per character
+ *                                         in a fast model without byte
+ *                                         fallback (b)
+ *   15 "ﾊﾝｶｸ ｶﾀｶﾅ"                        NFKC widens to unseen kana (b)
+ *   16 "こんにちは、세계"                  kana and hangul unseen (b)
+ *   20 "𠀀𠀁 rare CJK"                      supplementary-plane CJK (b)
+ * Whether umT5's own tokenizer.json enables byte fallback was not
+ * verified (README-encoders [U]).
  *
  * Only unigram models are accepted; BPE/word/char models are refused with a
  * message naming the file. A tokenizer is immutable after loading, so one
