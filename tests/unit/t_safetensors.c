@@ -237,6 +237,17 @@ static void test_broken(void)
     ckpt_close(&ck);
     free(e);
 
+    /* a header of exactly 128 bytes: first byte 0x80, like a pickle PROTO */
+    char h128[129];
+    memset(h128, ' ', 128);
+    h128[128] = 0;
+    memcpy(h128, "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 54);
+    e = st_bytes(h128, d, 8, &en);
+    ok(e[0] == 0x80 && open_bytes(e, en, &ck) == 0 && ck && ckpt_count(ck) == 1,
+       "header length 128 (first byte 0x80) is not mistaken for a pickle");
+    ckpt_close(&ck);
+    free(e);
+
     ok(ckpt_open("/nonexistent/x.safetensors", &ck) == ENC_EIO && !ck, "missing file: ENC_EIO");
     ok(open_bytes("", 0, &ck) == ENC_EINVAL && strstr(last_err, "empty"), "empty file");
 }

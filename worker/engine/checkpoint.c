@@ -377,7 +377,9 @@ int ckpt_open(const char *path, struct ckpt **out)
     const uint8_t *b = ck->map;
     if (ck->map_size >= 4 && memcmp(b, "PK\x03\x04", 4) == 0)
         rc = open_torch(ck, b, ck->map_size);
-    else if (ck->map_size >= 2 && b[0] == 0x80 && b[1] <= 5)
+    else if (ck->map_size >= 4 && b[0] == 0x80 && b[1] <= 5 && b[2] == 0x8a && b[3] == 0x0a)
+        /* PROTO n, LONG1 of 10 bytes: the magic number legacy torch.save starts
+         * with (as a safetensors header length it would be far over the limit) */
         rc = log_error_rc(ENC_ENOTSUP,
                           "'%s': legacy (pre-1.6, non-zip) torch serialization is not "
                           "supported; re-save it with a newer torch",
