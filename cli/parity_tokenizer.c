@@ -83,8 +83,8 @@ int parity_tokenizer(struct parity_run *r)
         goto out;
     }
     int64_t n_str = n_off - 1;
-    if (n_str < 1 || n_roff != n_off || n_len != n_str || n_ids % n_str != 0 ||
-        n_mask != n_ids || off[n_str] > n_bytes || roff[n_str] > n_raw) {
+    if (n_str < 1 || n_roff != n_off || n_len != n_str || n_ids % n_str != 0 || n_mask != n_ids ||
+        off[n_str] > n_bytes || roff[n_str] > n_raw) {
         rc = log_error_rc(ENC_EINVAL, "'%s': tokenizer fixture tensors do not agree in size",
                           r->path);
         goto out;
@@ -93,8 +93,8 @@ int parity_tokenizer(struct parity_run *r)
     const char *hf_meta = ckpt_meta(r->fx, "hf_fast_may_differ");
     if (hf_meta)
         json_parse(hf_meta, strlen(hf_meta), &hf, NULL);
-    printf("  model '%s': %d pieces, max_length %d, %lld strings\n", path,
-           tokenizer_vocab_size(tk), max_length, (long long)n_str);
+    printf("  model '%s': %d pieces, max_length %d, %lld strings\n", path, tokenizer_vocab_size(tk),
+           max_length, (long long)n_str);
 
     ids = xmalloc((size_t)max_length * sizeof(*ids));
     mask = xmalloc((size_t)max_length * sizeof(*mask));

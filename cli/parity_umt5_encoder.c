@@ -60,8 +60,9 @@ int parity_umt5_encoder(struct parity_run *r)
     ids_f = parity_read_f32(r, "input.input_ids", &n_ids);
     lens_f = parity_read_f32(r, "expected.seq_lens", &n_lens);
     if (!tid || !ids_f || !lens_f || tid->ndim != 2 || tid->shape[0] != n_lens) {
-        rc = log_error_rc(ENC_EINVAL, "'%s': input.input_ids / expected.seq_lens missing or "
-                                      "misshapen",
+        rc = log_error_rc(ENC_EINVAL,
+                          "'%s': input.input_ids / expected.seq_lens missing or "
+                          "misshapen",
                           r->path);
         goto out;
     }
@@ -70,8 +71,8 @@ int parity_umt5_encoder(struct parity_run *r)
     for (int64_t p = 0; p < n_lens; p++) {
         int n = (int)lens_f[p];
         if (n < 1 || n > width) {
-            rc = log_error_rc(ENC_EINVAL, "'%s': seq_len %d of prompt %lld out of range",
-                              r->path, n, (long long)p);
+            rc = log_error_rc(ENC_EINVAL, "'%s': seq_len %d of prompt %lld out of range", r->path,
+                              n, (long long)p);
             goto out;
         }
         for (int i = 0; i < n; i++)

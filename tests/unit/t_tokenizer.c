@@ -105,8 +105,8 @@ static void test_fixture(const struct tokenizer *tk)
         int real = tokenizer_encode_padded(tk, text, len, max_length, ids, mask);
         same = real == want_len[s];
         for (int i = 0; same && i < max_length; i++)
-            same = ids[i] == want_ids[s * max_length + i] &&
-                   mask[i] == want_mask[s * max_length + i];
+            same =
+                ids[i] == want_ids[s * max_length + i] && mask[i] == want_mask[s * max_length + i];
         if (!same) {
             pad_bad++;
             diag("string %d: padded ids differ (real %d, want %lld)", s, real,
@@ -137,14 +137,63 @@ static uint32_t rnd(uint32_t n)
 }
 
 static const char *const fragments[] = {
-    " ", "  ", "\t", "a", "b", "the", "ing", "\xe2\x96\x81", "\xe3\x80\x80", "\xef\xbc\x8c",
-    "\xe3\x80\x82", "\xef\xbc\xa6", "\xef\xbd\x94", "\xef\xbc\x91", "\xc3\xa9", "e\xcc\x81",
-    "\xef\xac\x81", "\xe2\x91\xa0", "\xe3\x8e\x8f", "\xf0\x9f\x98\x80", "\xf0\xa0\x80\x80",
-    "\xe8\x89\xb2", "\xe7\xbb\x86\xe8\x8a\x82", "\xe2\x80\x8b", "\xef\xbe\x8a",
-    "\xef\xbe\x9e", "\xe3\x81\x93", "\xec\x84\xb8", "A", "Z", ".", "!", "?", "-", "0", "9",
-    "\xe2\x80\x9c", "\xe2\x80\x94", "\xe2\x80\xa6", "\xc2\xa0", "<unk>", "</s>", "<0x41>",
-    "\xef\xbb\xbf", "\xe2\x85\xab", "\xc2\xbd", "\xcc\x81", "\xef\xbf\xbf", "\x80", "\xff",
-    "\xc3", "\xe2\x96", "\xed\xa0\x80", "quality", "a man is talking", "Hello", "World",
+    " ",
+    "  ",
+    "\t",
+    "a",
+    "b",
+    "the",
+    "ing",
+    "\xe2\x96\x81",
+    "\xe3\x80\x80",
+    "\xef\xbc\x8c",
+    "\xe3\x80\x82",
+    "\xef\xbc\xa6",
+    "\xef\xbd\x94",
+    "\xef\xbc\x91",
+    "\xc3\xa9",
+    "e\xcc\x81",
+    "\xef\xac\x81",
+    "\xe2\x91\xa0",
+    "\xe3\x8e\x8f",
+    "\xf0\x9f\x98\x80",
+    "\xf0\xa0\x80\x80",
+    "\xe8\x89\xb2",
+    "\xe7\xbb\x86\xe8\x8a\x82",
+    "\xe2\x80\x8b",
+    "\xef\xbe\x8a",
+    "\xef\xbe\x9e",
+    "\xe3\x81\x93",
+    "\xec\x84\xb8",
+    "A",
+    "Z",
+    ".",
+    "!",
+    "?",
+    "-",
+    "0",
+    "9",
+    "\xe2\x80\x9c",
+    "\xe2\x80\x94",
+    "\xe2\x80\xa6",
+    "\xc2\xa0",
+    "<unk>",
+    "</s>",
+    "<0x41>",
+    "\xef\xbb\xbf",
+    "\xe2\x85\xab",
+    "\xc2\xbd",
+    "\xcc\x81",
+    "\xef\xbf\xbf",
+    "\x80",
+    "\xff",
+    "\xc3",
+    "\xe2\x96",
+    "\xed\xa0\x80",
+    "quality",
+    "a man is talking",
+    "Hello",
+    "World",
 };
 
 /* Compare with the real sentencepiece (spm_encode) on random strings. */
@@ -229,8 +278,14 @@ static void test_tiny(const char *dir)
     is_str(tokenizer_piece(tk, 258), "<0xFF>", "byte pieces end at 258");
 
     const char *text = "The man is singing with high quality";
-    const char *want[] = {"\xe2\x96\x81", "T", "he", "\xe2\x96\x81man", "\xe2\x96\x81is",
-                          "\xe2\x96\x81singing", "\xe2\x96\x81with", "\xe2\x96\x81high",
+    const char *want[] = {"\xe2\x96\x81",
+                          "T",
+                          "he",
+                          "\xe2\x96\x81man",
+                          "\xe2\x96\x81is",
+                          "\xe2\x96\x81singing",
+                          "\xe2\x96\x81with",
+                          "\xe2\x96\x81high",
                           "\xe2\x96\x81quality"};
     int32_t *ids = NULL;
     size_t n = 0;
@@ -285,8 +340,8 @@ static void test_bad_models(const char *dir)
 
     /* Hand-encoded ModelProto: pieces { piece "<unk>" type UNKNOWN },
      * trainer_spec { model_type T }. */
-    unsigned char m[] = {0x0a, 0x09, 0x0a, 0x05, '<', 'u', 'n', 'k', '>', 0x18, 0x02,
-                         0x12, 0x02, 0x18, 0x02};
+    unsigned char m[] = {0x0a, 0x09, 0x0a, 0x05, '<',  'u',  'n', 'k',
+                         '>',  0x18, 0x02, 0x12, 0x02, 0x18, 0x02};
     const char *names[] = {"unigram", "bpe", "word", "char"};
     for (int type = 2; type <= 4; type++) {
         m[14] = (unsigned char)type;
@@ -312,8 +367,8 @@ static void test_bad_models(const char *dir)
     write_file(path, nounk, sizeof(nounk));
     is_int(tokenizer_open(path, &tk), ENC_EINVAL, "a model without <unk> is refused");
     /* A byte piece although byte_fallback is off. */
-    unsigned char byte[] = {0x0a, 0x09, 0x0a, 0x05, '<', 'u', 'n', 'k', '>', 0x18, 0x02,
-                            0x0a, 0x0a, 0x0a, 0x06, '<', '0', 'x', '4', '1', '>', 0x18, 0x06};
+    unsigned char byte[] = {0x0a, 0x09, 0x0a, 0x05, '<', 'u', 'n', 'k', '>', 0x18, 0x02, 0x0a,
+                            0x0a, 0x0a, 0x06, '<',  '0', 'x', '4', '1', '>', 0x18, 0x06};
     write_file(path, byte, sizeof(byte));
     is_int(tokenizer_open(path, &tk), ENC_EINVAL, "a byte piece without byte_fallback is refused");
     is_int(n_errors - errors0, 11, "each refusal logged one error");
@@ -336,7 +391,12 @@ static void test_edges(const struct tokenizer *tk)
     is_int(tokenizer_encode_padded(tk, "a", 1, 0, pids, mask), ENC_EINVAL, "max_length 0");
     size_t nl = 0;
     char *norm = tokenizer_normalize(tk, "  a  b ", 7, &nl);
-    is_str(norm, "\xe2\x96\x81" "a" "\xe2\x96\x81" "b", "normalised spaces");
+    is_str(norm,
+           "\xe2\x96\x81"
+           "a"
+           "\xe2\x96\x81"
+           "b",
+           "normalised spaces");
     free(norm);
     ok(tokenizer_piece(tk, -1) == NULL && tokenizer_piece(tk, 640) == NULL,
        "piece of a bad id is NULL");

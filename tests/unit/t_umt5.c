@@ -58,8 +58,8 @@ static void test_fixture(struct backend *be, struct backend *be1)
     const struct umt5_config *c = umt5_get_config(m);
     ok(c->vocab == 656 && c->dim == 64 && c->dim_attn == 64 && c->dim_ffn == 128 &&
            c->n_heads == 4 && c->n_layers == 2 && c->n_buckets == 32,
-       "config from shapes: vocab %d dim %d attn %d ffn %d heads %d layers %d buckets %d",
-       c->vocab, c->dim, c->dim_attn, c->dim_ffn, c->n_heads, c->n_layers, c->n_buckets);
+       "config from shapes: vocab %d dim %d attn %d ffn %d heads %d layers %d buckets %d", c->vocab,
+       c->dim, c->dim_attn, c->dim_ffn, c->n_heads, c->n_layers, c->n_buckets);
 
     /* Relative position buckets. */
     const struct ckpt_tensor *tb = ckpt_find(ck, "expected.rel_bucket");
@@ -73,8 +73,7 @@ static void test_fixture(struct backend *be, struct backend *be1)
             if (got != want && bad++ < 3)
                 diag("r = %d: bucket %d, want %d", (int)i - offset, got, want);
         }
-        is_int(bad, 0, "all %lld relative buckets equal the original's",
-               (long long)ckpt_numel(tb));
+        is_int(bad, 0, "all %lld relative buckets equal the original's", (long long)ckpt_numel(tb));
         free(b);
         free(o);
     }
@@ -99,8 +98,7 @@ static void test_fixture(struct backend *be, struct backend *be1)
         snprintf(name, sizeof(name), "expected.context_%d", p);
         const struct ckpt_tensor *te = ckpt_find(ck, name);
         float *got = encode(be, m, ids, n, &rc);
-        ok(got && te && ckpt_numel(te) == (int64_t)n * 64, "prompt %d encoded (%d tokens)", p,
-           n);
+        ok(got && te && ckpt_numel(te) == (int64_t)n * 64, "prompt %d encoded (%d tokens)", p, n);
         if (got && te) {
             float *want = ckpt_read_f32(te);
             double max_abs = 0, peak = 0;
@@ -112,8 +110,7 @@ static void test_fixture(struct backend *be, struct backend *be1)
                     peak = fabs(want[i]);
             }
             diag("context_%d: max |diff| %.3g (peak |ref| %.3g)", p, max_abs, peak);
-            ok(max_abs <= 1e-4, "context_%d within 1e-4 of the original (max %.3g)", p,
-               max_abs);
+            ok(max_abs <= 1e-4, "context_%d within 1e-4 of the original (max %.3g)", p, max_abs);
             free(want);
         }
         if (m1 && got) {
@@ -206,8 +203,7 @@ static void test_tiny(struct backend *be)
     ok(tk != NULL, "tiny tokenizer loads");
     if (m && tk) {
         const struct umt5_config *c = umt5_get_config(m);
-        ok(c->dim == UMT5_TINY_DIM && c->vocab >= tokenizer_vocab_size(tk) &&
-               c->vocab % 16 == 0,
+        ok(c->dim == UMT5_TINY_DIM && c->vocab >= tokenizer_vocab_size(tk) && c->vocab % 16 == 0,
            "tiny table covers the tiny vocabulary (%d rows for %d pieces)", c->vocab,
            tokenizer_vocab_size(tk));
         int64_t ids[64];

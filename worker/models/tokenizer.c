@@ -62,30 +62,30 @@ enum piece_type {
 
 /* A byte trie over the matchable pieces: nodes, edges in a hash table. */
 struct piece_trie {
-    int32_t *value;       /* (n_nodes) piece id ending at the node, or -1 */
+    int32_t *value; /* (n_nodes) piece id ending at the node, or -1 */
     size_t n_nodes;
-    uint64_t *edge_key;   /* (cap) (parent << 8 | byte) + 1; 0 = free slot */
-    int32_t *edge_child;  /* (cap) child node of that edge */
-    size_t cap;           /* power of two, > 2 * edges */
+    uint64_t *edge_key;  /* (cap) (parent << 8 | byte) + 1; 0 = free slot */
+    int32_t *edge_child; /* (cap) child node of that edge */
+    size_t cap;          /* power of two, > 2 * edges */
 };
 
 struct tokenizer {
     int n_pieces;
-    char **piece;          /* (n_pieces) NUL-terminated piece text */
-    uint32_t *piece_len;   /* (n_pieces) bytes */
-    float *score;          /* (n_pieces) */
-    uint8_t *type;         /* (n_pieces) enum piece_type */
+    char **piece;        /* (n_pieces) NUL-terminated piece text */
+    uint32_t *piece_len; /* (n_pieces) bytes */
+    float *score;        /* (n_pieces) */
+    uint8_t *type;       /* (n_pieces) enum piece_type */
     int unk_id, eos_id, pad_id;
-    int byte_id[256];      /* id of <0xXX>, or -1 without byte fallback */
+    int byte_id[256]; /* id of <0xXX>, or -1 without byte fallback */
     int byte_fallback;
     int has_user_defined;
     float min_score, max_score; /* over NORMAL pieces */
 
     int add_dummy_prefix, remove_extra_whitespaces, escape_whitespaces;
     int treat_whitespace_as_suffix;
-    uint32_t *units;       /* (n_units) charsmap double array, host order */
+    uint32_t *units; /* (n_units) charsmap double array, host order */
     size_t n_units;
-    char *pool;            /* (pool_len) NUL-separated replacement strings */
+    char *pool; /* (pool_len) NUL-separated replacement strings */
     size_t pool_len;
 
     struct piece_trie trie;
@@ -212,8 +212,7 @@ static size_t utf8_valid_len(const uint8_t *s, size_t n)
     } else if (n >= 4 && (s[0] & 0xF8) == 0xF0) {
         cp = ((uint32_t)(s[0] & 0x07) << 18) | ((uint32_t)(s[1] & 0x3F) << 12) |
              ((uint32_t)(s[2] & 0x3F) << 6) | (s[3] & 0x3F);
-        if (is_trail(s[1]) && is_trail(s[2]) && is_trail(s[3]) && cp >= 0x10000 &&
-            valid_cp(cp))
+        if (is_trail(s[1]) && is_trail(s[2]) && is_trail(s[3]) && cp >= 0x10000 && valid_cp(cp))
             return 4;
     }
     return 0;
@@ -315,8 +314,7 @@ static size_t normalize_prefix(const struct tokenizer *tk, const uint8_t *s, siz
     return len;
 }
 
-char *tokenizer_normalize(const struct tokenizer *tk, const char *text, size_t len,
-                          size_t *out_len)
+char *tokenizer_normalize(const struct tokenizer *tk, const char *text, size_t len, size_t *out_len)
 {
     const uint8_t *in = (const uint8_t *)text;
     struct sbuf b = {0};
@@ -377,9 +375,9 @@ done:
 /* ---- Viterbi ---- */
 
 struct best_node {
-    int32_t id;      /* piece id of the last piece of the best path, -1 none */
-    int32_t start;   /* where that piece starts; -1: no path reaches here */
-    float score;     /* total score of the best path ending here */
+    int32_t id;    /* piece id of the last piece of the best path, -1 none */
+    int32_t start; /* where that piece starts; -1: no path reaches here */
+    float score;   /* total score of the best path ending here */
 };
 
 /* viterbi() fills path[] with the (start, id) of the best segmentation of
@@ -497,19 +495,17 @@ int tokenizer_encode_padded(const struct tokenizer *tk, const char *text, size_t
                             int max_length, int64_t *ids, int64_t *mask)
 {
     if (max_length < 1)
-        return log_error_rc(ENC_EINVAL, "max_length %d must be at least 1",
-                            max_length);
+        return log_error_rc(ENC_EINVAL, "max_length %d must be at least 1", max_length);
     if (tk->eos_id < 0 || tk->pad_id < 0)
-        return log_error_rc(ENC_EINVAL, "the model has no %s id",
-                            tk->eos_id < 0 ? "eos" : "pad");
+        return log_error_rc(ENC_EINVAL, "the model has no %s id", tk->eos_id < 0 ? "eos" : "pad");
     int32_t *raw = NULL;
     size_t n = 0;
     tokenizer_encode(tk, text, len, &raw, &n);
     size_t keep = n;
     if (keep > (size_t)max_length - 1) {
         keep = (size_t)max_length - 1;
-        log_warn("prompt of %zu tokens truncated to %zu (+ eos) at max_length %d", n,
-                 keep, max_length);
+        log_warn("prompt of %zu tokens truncated to %zu (+ eos) at max_length %d", n, keep,
+                 max_length);
     }
     for (size_t i = 0; i < keep; i++)
         ids[i] = raw[i];
@@ -573,16 +569,11 @@ void tokenizer_destroy(struct tokenizer **tkp)
 static const char *model_type_name(int t)
 {
     switch (t) {
-    case SENTENCEPIECE__TRAINER_SPEC__MODEL_TYPE__UNIGRAM:
-        return "unigram";
-    case SENTENCEPIECE__TRAINER_SPEC__MODEL_TYPE__BPE:
-        return "bpe";
-    case SENTENCEPIECE__TRAINER_SPEC__MODEL_TYPE__WORD:
-        return "word";
-    case SENTENCEPIECE__TRAINER_SPEC__MODEL_TYPE__CHAR:
-        return "char";
-    default:
-        return "unknown";
+    case SENTENCEPIECE__TRAINER_SPEC__MODEL_TYPE__UNIGRAM: return "unigram";
+    case SENTENCEPIECE__TRAINER_SPEC__MODEL_TYPE__BPE: return "bpe";
+    case SENTENCEPIECE__TRAINER_SPEC__MODEL_TYPE__WORD: return "word";
+    case SENTENCEPIECE__TRAINER_SPEC__MODEL_TYPE__CHAR: return "char";
+    default: return "unknown";
     }
 }
 
@@ -610,7 +601,7 @@ static int build(struct tokenizer *tk, const Sentencepiece__ModelProto *mp, cons
     const Sentencepiece__TrainerSpec *ts = mp->trainer_spec;
     const Sentencepiece__NormalizerSpec *ns = mp->normalizer_spec;
     int model_type = ts && ts->has_model_type ? (int)ts->model_type
-                                               : SENTENCEPIECE__TRAINER_SPEC__MODEL_TYPE__UNIGRAM;
+                                              : SENTENCEPIECE__TRAINER_SPEC__MODEL_TYPE__UNIGRAM;
 
     if (mp->n_pieces == 0)
         return log_error_rc(ENC_EINVAL, "'%s': not a SentencePiece model (no pieces)", name);
@@ -675,8 +666,7 @@ static int build(struct tokenizer *tk, const Sentencepiece__ModelProto *mp, cons
                                     name, sp->piece);
             int b = byte_of_piece(sp->piece);
             if (b < 0)
-                return log_error_rc(ENC_EINVAL, "'%s': invalid byte piece '%s'", name,
-                                    sp->piece);
+                return log_error_rc(ENC_EINVAL, "'%s': invalid byte piece '%s'", name, sp->piece);
             if (tk->byte_id[b] >= 0)
                 return log_error_rc(ENC_EINVAL, "'%s': byte piece '%s' defined twice", name,
                                     sp->piece);
@@ -725,8 +715,8 @@ static int build(struct tokenizer *tk, const Sentencepiece__ModelProto *mp, cons
         tk->units = xmalloc(tk->n_units * sizeof(*tk->units));
         for (size_t u = 0; u < tk->n_units; u++) {
             const uint8_t *p = blob + 4 + 4 * u;
-            tk->units[u] = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-                           (uint32_t)p[3] << 24;
+            tk->units[u] =
+                (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
         }
         tk->pool_len = blen - 4 - tsize;
         tk->pool = xmalloc(tk->pool_len);
@@ -753,8 +743,8 @@ int tokenizer_load(const void *buf, size_t len, const char *name, struct tokeniz
         tokenizer_destroy(&tk);
         return rc;
     }
-    log_debug("'%s': %d pieces, byte_fallback %d, charsmap %zu units", name,
-              tk->n_pieces, tk->byte_fallback, tk->n_units);
+    log_debug("'%s': %d pieces, byte_fallback %d, charsmap %zu units", name, tk->n_pieces,
+              tk->byte_fallback, tk->n_units);
     *out = tk;
     return 0;
 }
@@ -791,16 +781,16 @@ int tokenizer_open(const char *path, struct tokenizer **out)
 
 /* Common English pieces of the tiny model, most likely first. */
 static const char *const tiny_words[] = {
-    "▁the",  "▁a",      "▁is",     "▁and",      "▁of",     "▁to",      "▁in",
-    "▁with", "▁man",    "▁woman",  "▁person",   "▁talking", "▁singing", "▁speaking",
-    "▁camera", "▁face", "▁smiling", "▁video",   "▁hair",   "▁young",   "▁old",
-    "▁his",  "▁her",    "▁at",     "▁looking",  "▁on",     "▁front",   "▁background",
-    "▁light", "▁black", "▁white",  "▁long",     "▁short",  "▁girl",    "▁boy",
-    "▁song", "▁music",  "▁mouth",  "▁eyes",     "▁head",   "▁moving",  "▁natural",
-    "▁high", "▁quality", "▁portrait", "▁room",  "▁wearing", "▁shirt",  "▁red",
-    "▁blue", "ing",     "ed",      "er",        "es",      "th",       "he",
-    "in",    "an",      "on",      "re",        "at",      "en",       "or",
-    "ly",    "al",      "ar",      "st",        "le",
+    "▁the",    "▁a",       "▁is",       "▁and",     "▁of",      "▁to",      "▁in",
+    "▁with",   "▁man",     "▁woman",    "▁person",  "▁talking", "▁singing", "▁speaking",
+    "▁camera", "▁face",    "▁smiling",  "▁video",   "▁hair",    "▁young",   "▁old",
+    "▁his",    "▁her",     "▁at",       "▁looking", "▁on",      "▁front",   "▁background",
+    "▁light",  "▁black",   "▁white",    "▁long",    "▁short",   "▁girl",    "▁boy",
+    "▁song",   "▁music",   "▁mouth",    "▁eyes",    "▁head",    "▁moving",  "▁natural",
+    "▁high",   "▁quality", "▁portrait", "▁room",    "▁wearing", "▁shirt",   "▁red",
+    "▁blue",   "ing",      "ed",        "er",       "es",       "th",       "he",
+    "in",      "an",       "on",        "re",       "at",       "en",       "or",
+    "ly",      "al",       "ar",        "st",       "le",
 };
 
 static int tiny_ascii_count(void)

@@ -147,8 +147,8 @@ int umt5_load(struct backend *be, struct ckpt *const *cks, int n, const char *pr
             break;
     }
     if (c->dim_attn % c->n_heads != 0 || c->n_buckets < 4) {
-        rc = log_error_rc(ENC_EINVAL, "dim_attn %d, %d heads, %d buckets do not fit",
-                          c->dim_attn, c->n_heads, c->n_buckets);
+        rc = log_error_rc(ENC_EINVAL, "dim_attn %d, %d heads, %d buckets do not fit", c->dim_attn,
+                          c->n_heads, c->n_buckets);
         goto fail;
     }
 
@@ -172,8 +172,7 @@ int umt5_load(struct backend *be, struct ckpt *const *cks, int n, const char *pr
         if (pos) {
             L->pos = backend_tensor_to_f32(be, pos);
             if (!L->pos) {
-                rc = log_error_rc(ENC_ENOMEM, "cannot read the position bias of block %d",
-                                  i);
+                rc = log_error_rc(ENC_ENOMEM, "cannot read the position bias of block %d", i);
                 goto fail;
             }
         }
@@ -186,8 +185,8 @@ int umt5_load(struct backend *be, struct ckpt *const *cks, int n, const char *pr
     snprintf(scope, sizeof(scope), "%sblocks.,%snorm.", pre, pre);
     if ((rc = weights_finish(m->w, scope)) < 0)
         goto fail;
-    log_info("%d layers, dim %d, attn %d (%d heads), ffn %d, vocab %d, %d buckets",
-             c->n_layers, c->dim, c->dim_attn, c->n_heads, c->dim_ffn, c->vocab, c->n_buckets);
+    log_info("%d layers, dim %d, attn %d (%d heads), ffn %d, vocab %d, %d buckets", c->n_layers,
+             c->dim, c->dim_attn, c->n_heads, c->dim_ffn, c->vocab, c->n_buckets);
     *out = m;
     return 0;
 fail:
@@ -202,8 +201,9 @@ static int gather(const struct umt5 *m, const int64_t *ids, int n, float *x)
     int64_t D = m->cfg.dim;
     for (int t = 0; t < n; t++) {
         if (ids[t] < 0 || ids[t] >= m->cfg.vocab)
-            return log_error_rc(ENC_EINVAL, "token id %lld at position %d is outside the "
-                                            "table of %d rows",
+            return log_error_rc(ENC_EINVAL,
+                                "token id %lld at position %d is outside the "
+                                "table of %d rows",
                                 (long long)ids[t], t, m->cfg.vocab);
         float *row = x + (size_t)t * (size_t)D;
         size_t base = (size_t)ids[t] * (size_t)D;
@@ -221,11 +221,11 @@ static int gather(const struct umt5 *m, const int64_t *ids, int n, float *x)
     return 0;
 }
 
-#define TRY(expr)                                                                              \
-    do {                                                                                       \
-        rc = (expr);                                                                           \
-        if (rc < 0)                                                                            \
-            goto fail;                                                                         \
+#define TRY(expr)                                                                                  \
+    do {                                                                                           \
+        rc = (expr);                                                                               \
+        if (rc < 0)                                                                                \
+            goto fail;                                                                             \
     } while (0)
 
 int umt5_encode(struct umt5 *m, const int64_t *ids, int n, struct tensor **out)
@@ -235,9 +235,9 @@ int umt5_encode(struct umt5 *m, const int64_t *ids, int n, struct tensor **out)
     const int64_t T = n, D = c->dim, A = c->dim_attn, F = c->dim_ffn, H = c->n_heads;
     const int64_t Dh = A / H, Dp = Dh + T;
     const int p201[3] = {2, 0, 1}, p120[3] = {1, 2, 0};
-    struct tensor *x = NULL, *h = NULL, *q = NULL, *k = NULL, *v = NULL, *pq = NULL,
-                  *pk = NULL, *pv = NULL, *qq = NULL, *kk = NULL, *vv = NULL, *oo = NULL,
-                  *po = NULL, *a = NULL, *g = NULL, *u = NULL, *y = NULL;
+    struct tensor *x = NULL, *h = NULL, *q = NULL, *k = NULL, *v = NULL, *pq = NULL, *pk = NULL,
+                  *pv = NULL, *qq = NULL, *kk = NULL, *vv = NULL, *oo = NULL, *po = NULL, *a = NULL,
+                  *g = NULL, *u = NULL, *y = NULL;
     float *host = NULL;
     int *bucket = NULL;
     int rc = 0;
@@ -268,8 +268,8 @@ int umt5_encode(struct umt5 *m, const int64_t *ids, int n, struct tensor **out)
     po = tensor_new_shape(be, DTYPE_F32, Dp, T, H);
     g = tensor_new_shape(be, DTYPE_F32, T, F);
     u = tensor_new_shape(be, DTYPE_F32, T, F);
-    if (!x || !h || !y || !q || !k || !v || !a || !pq || !pk || !pv || !qq || !kk || !vv ||
-        !oo || !po || !g || !u) {
+    if (!x || !h || !y || !q || !k || !v || !a || !pq || !pk || !pv || !qq || !kk || !vv || !oo ||
+        !po || !g || !u) {
         rc = log_error_rc(ENC_ENOMEM, "out of backend memory for %d tokens", n);
         goto fail;
     }
