@@ -42,6 +42,7 @@ struct astream {
     int rate, channels;  /* of the input, fixed at the first frame */
     int64_t n_in;        /* input samples (per channel) decoded so far */
     int64_t n_out;       /* 16 kHz samples handed to fn */
+    int64_t declared;    /* input samples the container states, or -1 */
     float *scratch;      /* resampler output block */
     int scratch_cap;
     float *held;         /* resampler output beyond the current bound */
@@ -99,10 +100,20 @@ static int swr_setup(struct astream *s, const AVFrame *fr)
     return 0;
 }
 
+/* Input samples that count: the decoded ones, but not beyond a declared
+ * length that is a little shorter (encoder padding at the end of AAC in MP4,
+ * which FFmpeg 5 does not trim). */
+static int64_t n_in_used(const struct astream *s)
+{
+    if (s->declared > 0 && s->n_in > s->declared && s->n_in - s->declared <= 4096)
+        return s->declared;
+    return s->n_in;
+}
+
 /* Hand out samples up to the current length bound; keep any surplus. */
 static int emit(struct astream *s, const float *x, int64_t n)
 {
-    int64_t bound = out_len(s->n_in, s->rate);
+    int64_t bound = out_len(n_in_used(s), s->rate);
     /* Earlier surplus first, in order. */
     if (s->n_held > 0) {
         if (s->n_held + n > s->held_cap) {
@@ -169,6 +180,44 @@ static int64_t declared_samples(const struct astream *s)
     return av_rescale_q(st->duration, st->time_base, (AVRational){1, s->rate});
 }
 
+static uint32_t get_le32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/*
+ * FFmpeg's WAV reader quietly shortens a stream whose file ends before the
+ * "data" chunk does. Read the RIFF chunk list ourselves and report a data
+ * chunk that runs past the end of the file (size 0 or 0xffffffff, written
+ * by streaming writers, means "unknown" and is accepted).
+ */
+static int check_wav_complete(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    uint8_t h[12], c[8];
+    int rc = 0;
+    if (!f)
+        return 0;
+    if (fread(h, 1, 12, f) == 12 && memcmp(h, "RIFF", 4) == 0 && memcmp(h + 8, "WAVE", 4) == 0 &&
+        fseek(f, 0, SEEK_END) == 0) {
+        long fsize = ftell(f);
+        long pos = 12;
+        while (pos + 8 <= fsize && fseek(f, pos, SEEK_SET) == 0 && fread(c, 1, 8, f) == 8) {
+            uint32_t size = get_le32(c + 4);
+            if (memcmp(c, "data", 4) == 0) {
+                if (size != 0 && size != 0xffffffffu && pos + 8 + (long)size > fsize)
+                    rc = log_error_rc(ENC_EINVAL,
+                                      "'%s': truncated WAV: data chunk of %u bytes, %ld present",
+                                      path, size, fsize - pos - 8);
+                break;
+            }
+            pos += 8 + (long)size + (size & 1);
+        }
+    }
+    fclose(f);
+    return rc;
+}
+
 static int run(struct astream *s)
 {
     AVFrame *fr = av_frame_alloc();
@@ -176,8 +225,11 @@ static int run(struct astream *s)
     if (!fr)
         return log_error_rc(ENC_ENOMEM, "'%s': cannot allocate a frame", s->in.path);
     while ((r = media_av_next_frame(&s->in, fr)) > 0) {
-        if (!s->swr && (rc = swr_setup(s, fr)) < 0)
-            goto done;
+        if (!s->swr) {
+            if ((rc = swr_setup(s, fr)) < 0)
+                goto done;
+            s->declared = declared_samples(s);
+        }
         if (fr->sample_rate != s->rate || fr->ch_layout.nb_channels != s->channels) {
             rc = log_error_rc(ENC_EINVAL, "'%s': audio format changes mid-stream (%d Hz x %d "
                               "-> %d Hz x %d)", s->in.path, s->rate, s->channels,
@@ -193,12 +245,14 @@ static int run(struct astream *s)
         rc = r;
         goto done;
     }
+    if (strcmp(s->in.fmt->iformat->name, "wav") == 0 && (rc = check_wav_complete(s->in.path)) < 0)
+        goto done;
     if (s->n_in == 0) {
         rc = log_error_rc(ENC_EINVAL, "'%s': no audio samples%s", s->in.path,
                           s->in.n_bad ? " (corrupt data)" : "");
         goto done;
     }
-    int64_t want = declared_samples(s);
+    int64_t want = s->declared;
     if (want > 0 && s->n_in < want - want / 20 - s->rate / 10) {
         rc = log_error_rc(ENC_EINVAL, "'%s': truncated audio: %.2f s decoded of %.2f s declared",
                           s->in.path, (double)s->n_in / s->rate, (double)want / s->rate);
@@ -209,7 +263,7 @@ static int run(struct astream *s)
     /* Drain the resampler's tail, then fix the length to ceil(n * 16k / rate). */
     if ((rc = convert(s, NULL, 0)) != 0)
         goto done;
-    int64_t target = out_len(s->n_in, s->rate);
+    int64_t target = out_len(n_in_used(s), s->rate);
     if (s->n_out < target) {
         float zeros[1024] = {0};
         while (s->n_out < target && rc == 0) {
@@ -225,7 +279,7 @@ done:
 int media_audio_stream(const char *path, media_audio_chunk_fn *fn, void *ctx, int *src_rate,
                        int *src_channels, int64_t *n_total)
 {
-    struct astream s = {.fn = fn, .ctx = ctx};
+    struct astream s = {.fn = fn, .ctx = ctx, .declared = -1};
     int rc = media_av_open(&s.in, path, AVMEDIA_TYPE_AUDIO, "audio");
     if (rc < 0)
         return rc;
@@ -264,7 +318,7 @@ static int append(void *ctx, const float *x, int64_t n)
 
 int media_audio_decode(const char *path, struct audio_pcm *out)
 {
-    struct astream s = {.fn = append, .ctx = out};
+    struct astream s = {.fn = append, .ctx = out, .declared = -1};
     memset(out, 0, sizeof *out);
     int rc = media_av_open(&s.in, path, AVMEDIA_TYPE_AUDIO, "audio");
     if (rc < 0)
