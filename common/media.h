@@ -192,6 +192,7 @@ struct media_info {
     int w, h;
     int fps_num, fps_den;  /* the stream's average frame rate */
     int64_t n_frames;      /* counted video packets */
+    int64_t n_keyframes;   /* of those, key frames */
     int n_video_streams;
     int has_audio;
     char acodec[32];       /* e.g. "aac" */

@@ -528,8 +528,11 @@ int media_probe(const char *path, struct media_info *info)
     }
     pkt = av_packet_alloc();
     while (pkt && vidx >= 0 && av_read_frame(ic, pkt) >= 0) {
-        if (pkt->stream_index == vidx)
+        if (pkt->stream_index == vidx) {
             info->n_frames++;
+            if (pkt->flags & AV_PKT_FLAG_KEY)
+                info->n_keyframes++;
+        }
         av_packet_unref(pkt);
     }
     if (info->has_audio) {
