@@ -178,7 +178,7 @@ static void make_portrait(struct image_rgb *img)
             double fcol[3] = {skin[0] * shade, skin[1] * shade, skin[2] * shade};
             blend(c, fcol, face);
             /* Fringe over the forehead. */
-            blend(c, hair, ellipse(px, py, 256, 120, 120, 62) * (py < 160 ? 1.0 : 0.0));
+            blend(c, hair, ellipse(px, py, 256, 118, 122, 64) * (1.0 - smoothstep(140, 166, py)));
             /* Eyes. */
             for (int e = -1; e <= 1; e += 2) {
                 double ex = 256 + e * 45, ey = 232;
