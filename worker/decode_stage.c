@@ -9,6 +9,7 @@
 #include "../common/err.h"
 #include "../common/log.h"
 #include "../common/media.h"
+#include "../common/progress.h"
 #include "models/vae.h"
 
 int64_t decode_segment_count(int64_t L, int64_t seg)
@@ -37,6 +38,7 @@ struct chunk_sink {
     char *const *paths;
     decode_progress_fn *progress;
     void *progress_ctx;
+    double encode_s; /* time inside the video encoder */
 };
 
 static int open_chunk(struct chunk_sink *s, const char *path)
@@ -52,7 +54,9 @@ static int put_frame(void *ctx, int64_t frame, const float *rgb)
 {
     struct chunk_sink *s = ctx;
     (void)frame;
+    double t = progress_now();
     int rc = video_chunk_writer_add_f32(s->cw, rgb, s->H * s->W);
+    s->encode_s += progress_now() - t;
     s->frames++;
     return rc;
 }
@@ -93,7 +97,7 @@ static int stream_frame(void *ctx, int64_t frame, const float *rgb)
 
 int decode_stream(struct vae *vae, const float *lat, int64_t L, int64_t h, int64_t w,
                   int64_t seg, int fps, char *const *chunk_paths, decode_progress_fn *progress,
-                  void *ctx)
+                  void *ctx, double *encode_seconds)
 {
     struct vae_info vi;
     vae_get_info(vae, &vi);
@@ -108,9 +112,13 @@ int decode_stream(struct vae *vae, const float *lat, int64_t L, int64_t h, int64
     }
     vae_decoder_destroy(&dec);
     if (s.cw) {
+        double t = progress_now();
         int rc2 = video_chunk_writer_close(&s.cw);
+        s.encode_s += progress_now() - t;
         if (rc == 0)
             rc = rc2;
     }
+    if (encode_seconds)
+        *encode_seconds = s.encode_s;
     return rc;
 }

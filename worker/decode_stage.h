@@ -36,10 +36,11 @@ typedef void decode_progress_fn(void *ctx, int64_t frames_done);
  * decode_stream() decodes all L latents as one stream and cuts the frames
  * into chunk_paths[i] for segment i (seg latents each): the single-process
  * path, with no warm-up work and the same frames as decode_segment().
+ * encode_seconds (may be NULL) gets the time spent encoding video.
  */
 int decode_stream(struct vae *vae, const float *lat, int64_t L, int64_t h, int64_t w,
                   int64_t seg, int fps, char *const *chunk_paths, decode_progress_fn *progress,
-                  void *ctx);
+                  void *ctx, double *encode_seconds);
 
 /* decode_latents_frame_major() turns [16, L, h, w] into [L][16][h][w]. */
 void decode_latents_frame_major(const float *in, int64_t z, int64_t L, int64_t h, int64_t w,

@@ -240,7 +240,7 @@ int render_local(const struct render_params *rp, const char *audio_path, const c
     struct progress dpr;
     progress_begin(&dpr, "decode", "frames", plan.out_frames, rp->quiet);
     if ((rc = decode_stream(ms->vae, lat_fm, L, h, w, rp->segment_latents, rp->fps, chunks,
-                            on_frames, &dpr)) < 0)
+                            on_frames, &dpr, &rep->encode_s)) < 0)
         goto out;
     progress_end(&dpr);
     rep->stage_s[RENDER_STAGE_DECODE] = progress_now() - t;

@@ -48,7 +48,7 @@ enum render_stage {
 
 struct render_report {
     double stage_s[RENDER_STAGE_COUNT];
-    double model_s;          /* seconds inside the model (encoders, DiT, VAE) */
+    double encode_s;         /* seconds of the decode stage spent encoding H.264 */
     int64_t latent_frames;   /* L */
     int64_t windows;
     int64_t frames;          /* video frames written, 4(L-1)+1 */
