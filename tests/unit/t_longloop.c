@@ -438,6 +438,11 @@ int main(void)
     struct longloop_audio none = {NULL, NULL, NULL, NULL};
     is_int(longloop_run(&lp, &none, fake_model, &(int64_t){4}, init, out), ENC_EINVAL,
            "no audio source is an error");
+    int64_t zero_tok[8] = {0};
+    const float *no_feat[8] = {NULL};
+    struct longloop_audio empty = {no_feat, zero_tok, NULL, NULL};
+    is_int(longloop_run(&lp, &empty, fake_model, &(int64_t){4}, init, out), ENC_EINVAL,
+           "a window without audio features is an error");
     /* out may alias init */
     float *init2 = malloc(sizeof(float) * (size_t)n_state);
     for (int64_t i = 0; i < n_state; i++)
