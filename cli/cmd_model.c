@@ -5,18 +5,15 @@
  * the demo and the tests use: the real architecture at a size that renders
  * a short 64x64 video in seconds on one core. Its video is not a face.
  */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "common/err.h"
 #include "common/log.h"
 #include "common/parse.h"
 #include "commands.h"
-#include "model_layout.h"
-#include "worker/models/dit.h"
+#include "worker/model_set.h"
 
 static const char usage[] =
     "usage: encore model init DIR --tiny [--seed N]\n"
@@ -26,45 +23,6 @@ static const char usage[] =
     "seeded random weights. The demo and the tests render with it.\n"
     "  --tiny     the tiny configuration (the only one that can be generated)\n"
     "  --seed N   weight seed (default 1)\n";
-
-/* The tiny configuration, declared in one place. */
-static const struct dit_tiny_dims tiny_dit = {
-    .dim = 64, .num_heads = 2, .num_layers = 2, .ffn_dim = 128,
-    .text_dim = MODEL_TINY_TEXT_DIM, .clip_dim = MODEL_TINY_CLIP_DIM,
-    .audio_dim = MODEL_TINY_AUDIO_DIM, .vocal_ffn_dim = 128,
-};
-
-static int write_dit(const char *path, uint64_t seed)
-{
-    return dit_write_tiny(path, seed, &tiny_dit);
-}
-
-static const struct {
-    const char *relpath;
-    int (*write)(const char *path, uint64_t seed);
-} parts[] = {
-    {MODEL_DIT_DIR "/" MODEL_DIT_FILE_ST, write_dit},
-};
-
-static int mkdir_p(const char *path)
-{
-    char buf[4096];
-    size_t n = strlen(path);
-    if (n >= sizeof buf)
-        return log_error_rc(ENC_EINVAL, "path too long: '%s'", path);
-    memcpy(buf, path, n + 1);
-    for (size_t i = 1; i <= n; i++) {
-        if (buf[i] != '/' && buf[i] != 0)
-            continue;
-        char c = buf[i];
-        buf[i] = 0;
-        if (mkdir(buf, 0755) < 0 && errno != EEXIST)
-            return log_error_rc(ENC_EIO, "cannot create directory '%s': %s", buf,
-                                strerror(errno));
-        buf[i] = c;
-    }
-    return 0;
-}
 
 static int model_init(int argc, char **argv)
 {
@@ -94,22 +52,13 @@ static int model_init(int argc, char **argv)
     if (!tiny)
         return cli_usage_error(usage, "model init: only --tiny models can be generated; real "
                                "weights are used in place with --models DIR");
-    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
-        char path[4096];
-        snprintf(path, sizeof path, "%s/%s", dir, parts[i].relpath);
-        char *slash = strrchr(path, '/');
-        *slash = 0;
-        if (mkdir_p(path) < 0)
-            return EXIT_STATUS_FAILURE;
-        *slash = '/';
-        int rc = parts[i].write(path, (uint64_t)seed);
-        if (rc < 0) {
-            fprintf(stderr, "encore model init: cannot write '%s': %s\n", path,
-                    enc_err_str(rc));
-            return EXIT_STATUS_FAILURE;
-        }
-        printf("wrote %s\n", path);
+    int rc = model_set_write_tiny(dir, (uint64_t)seed);
+    if (rc < 0) {
+        fprintf(stderr, "encore model init: cannot write the tiny model into '%s': %s\n", dir,
+                enc_err_str(rc));
+        return EXIT_STATUS_FAILURE;
     }
+    printf("wrote a tiny model (seed %lld) to %s\n", (long long)seed, dir);
     return EXIT_STATUS_OK;
 }
 
