@@ -100,8 +100,8 @@ int media_av_open(struct media_av_input *in, const char *path, enum AVMediaType 
         ret = avcodec_open2(in->dec, codec, NULL);
     }
     if (ret < 0) {
-        rc = log_error_rc(ENC_EINVAL, "'%s': cannot open the %s decoder (%s)", path,
-                          codec->name, media_av_strerror(ret));
+        rc = log_error_rc(ENC_EINVAL, "'%s': cannot open the %s decoder (%s)", path, codec->name,
+                          media_av_strerror(ret));
         goto fail;
     }
     in->pkt = av_packet_alloc();

@@ -20,8 +20,8 @@ struct media_av_input {
     AVCodecContext *dec;
     AVStream *st;
     AVPacket *pkt;
-    int eof_sent;    /* the decoder was sent the flush packet */
-    int n_bad;       /* packets the decoder refused (corrupt data) */
+    int eof_sent; /* the decoder was sent the flush packet */
+    int n_bad;    /* packets the decoder refused (corrupt data) */
 };
 
 /* media_av_init() routes FFmpeg's log lines to encore's log (debug level)
