@@ -35,6 +35,9 @@
 #include "common/xmalloc.h"
 
 #define OUT_RATE MEDIA_AUDIO_RATE
+#define MAX_SECONDS (24 * 3600) /* longer input is refused, not allocated */
+#define MAX_SAMPLES ((int64_t)MAX_SECONDS * OUT_RATE)
+#define PREALLOC_MAX ((int64_t)2 * 3600 * OUT_RATE + OUT_RATE)
 
 struct astream {
     struct media_av_input in;
@@ -302,9 +305,18 @@ int media_audio_stream(const char *path, media_audio_chunk_fn *fn, void *ctx, in
 }
 
 /* media_audio_decode()'s sink: append to one growing buffer. */
+struct sink {
+    struct audio_pcm *pcm;
+    const char *path;
+};
+
 static int append(void *ctx, const float *x, int64_t n)
 {
-    struct audio_pcm *a = ctx;
+    struct sink *k = ctx;
+    struct audio_pcm *a = k->pcm;
+    if (a->n + n > MAX_SAMPLES)
+        return log_error_rc(ENC_EINVAL, "'%s': audio longer than %d hours", k->path,
+                            MAX_SECONDS / 3600);
     if (a->n + n > a->cap) {
         /* Grows in place for large blocks (glibc mremap), no second copy. */
         int64_t cap = a->cap + a->cap / 2;
@@ -320,7 +332,8 @@ static int append(void *ctx, const float *x, int64_t n)
 
 int media_audio_decode(const char *path, struct audio_pcm *out)
 {
-    struct astream s = {.fn = append, .ctx = out, .declared = -1};
+    struct sink k = {.pcm = out, .path = path};
+    struct astream s = {.fn = append, .ctx = &k, .declared = -1};
     memset(out, 0, sizeof *out);
     int rc = media_av_open(&s.in, path, AVMEDIA_TYPE_AUDIO, "audio");
     if (rc < 0)
@@ -330,6 +343,8 @@ int media_audio_decode(const char *path, struct audio_pcm *out)
     int64_t cap = OUT_RATE * 60;
     if (dur != AV_NOPTS_VALUE && dur > 0)
         cap = av_rescale(dur, OUT_RATE, AV_TIME_BASE) + OUT_RATE;
+    if (cap > PREALLOC_MAX) /* a bogus header must not reserve gigabytes */
+        cap = PREALLOC_MAX;
     out->samples = xmalloc((size_t)cap * sizeof *out->samples);
     out->cap = cap;
     rc = run(&s);

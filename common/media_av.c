@@ -96,6 +96,8 @@ int media_av_open(struct media_av_input *in, const char *path, enum AVMediaType 
     ret = avcodec_parameters_to_context(in->dec, in->st->codecpar);
     if (ret >= 0) {
         in->dec->thread_count = 1;
+        if (type == AVMEDIA_TYPE_VIDEO)
+            in->dec->max_pixels = MEDIA_AV_MAX_PIXELS; /* refuse image bombs early */
         in->dec->pkt_timebase = in->st->time_base;
         ret = avcodec_open2(in->dec, codec, NULL);
     }

@@ -13,6 +13,9 @@
 #include <libavformat/avformat.h>
 #include <libavutil/avutil.h>
 
+/* Largest picture a decoder may allocate (w * h): 100 megapixels. */
+#define MEDIA_AV_MAX_PIXELS 100000000
+
 /* An input file with one opened decoder. */
 struct media_av_input {
     const char *path; /* borrowed, for messages */

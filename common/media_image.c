@@ -28,7 +28,7 @@
 #include "common/media_av.h"
 #include "common/xmalloc.h"
 
-#define MAX_SIDE 32768
+#define MAX_SIDE 16384
 
 static int is_image_codec(enum AVCodecID id)
 {

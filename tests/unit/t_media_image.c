@@ -307,6 +307,50 @@ static void test_errors(void)
     image_rgb_release(&ref);
 }
 
+static uint32_t crc32_png(const uint8_t *p, size_t n)
+{
+    uint32_t c = 0xffffffffu;
+    for (size_t i = 0; i < n; i++) {
+        c ^= p[i];
+        for (int k = 0; k < 8; k++)
+            c = (c >> 1) ^ (0xedb88320u & (0u - (c & 1)));
+    }
+    return ~c;
+}
+
+static void put_chunk(FILE *f, const char *type, const uint8_t *data, uint32_t n)
+{
+    uint8_t buf[64];
+    uint8_t len[4] = {(uint8_t)(n >> 24), (uint8_t)(n >> 16), (uint8_t)(n >> 8), (uint8_t)n};
+    memcpy(buf, type, 4);
+    if (n)
+        memcpy(buf + 4, data, n);
+    uint32_t c = crc32_png(buf, 4 + n);
+    uint8_t crc[4] = {(uint8_t)(c >> 24), (uint8_t)(c >> 16), (uint8_t)(c >> 8), (uint8_t)c};
+    fwrite(len, 1, 4, f);
+    fwrite(buf, 1, 4 + n, f);
+    fwrite(crc, 1, 4, f);
+}
+
+/* A PNG header claiming 30000 x 30000 RGB (2.7 GB of pixels) with a few
+ * bytes of data must be refused before anything that size is allocated. */
+static void test_image_bomb(void)
+{
+    const char *path = mt_path("bomb.png");
+    FILE *f = fopen(path, "wb");
+    static const uint8_t sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    uint8_t ihdr[13] = {0, 0, 0x75, 0x30, 0, 0, 0x75, 0x30, 8, 2, 0, 0, 0};
+    static const uint8_t idat[11] = {0x78, 0x9c, 0x63, 0x60, 0x18, 0x05, 0xa3, 0x60, 0x14, 0, 0};
+    fwrite(sig, 1, 8, f);
+    put_chunk(f, "IHDR", ihdr, 13);
+    put_chunk(f, "IDAT", idat, 11);
+    put_chunk(f, "IEND", NULL, 0);
+    fclose(f);
+    struct image_rgb img;
+    is_int(media_image_decode(path, &img), ENC_EINVAL, "30000x30000 PNG header -> ENC_EINVAL");
+    ok(mt_error_names(path), "error names the file: %s", mt_last_error);
+}
+
 int main(void)
 {
     mt_setup("image");
@@ -316,6 +360,7 @@ int main(void)
     test_pillow_goldens();
     test_decode();
     test_errors();
+    test_image_bomb();
     mt_cleanup();
     return done_testing();
 }
