@@ -125,13 +125,8 @@ int media_av_next_frame(struct media_av_input *in, AVFrame *frame)
             return 1;
         if (ret == AVERROR_EOF)
             return 0;
-        if (ret != AVERROR(EAGAIN)) {
-            /* A decode error on data already sent: count it, go on. */
-            in->n_bad++;
-            if (in->eof_sent)
-                return 0;
-            continue;
-        }
+        if (ret != AVERROR(EAGAIN))
+            in->n_bad++; /* a decode error on data already sent: count it, go on */
         if (in->eof_sent)
             return 0;
         ret = av_read_frame(in->fmt, in->pkt);
