@@ -250,9 +250,6 @@ int render_local(const struct render_params *rp, const char *audio_path, const c
     rc = media_mux_stitch(out_path, (const char *const *)chunks, (int)n_seg, audio_path,
                           plan.out_frames, rp->fps);
     rep->stage_s[RENDER_STAGE_STITCH] = progress_now() - t;
-    if (rc == 0 && !rp->quiet)
-        fprintf(stderr, "render: wrote %s: %.2f s, %lld frames at %d fps\n", out_path,
-                rep->duration_s, (long long)rep->frames, rp->fps);
 out:
     for (int64_t i = 0; chunks && i < n_seg; i++) {
         if (own_work)
