@@ -36,10 +36,8 @@ int blend_parse_scheme(const char *name)
 const char *blend_scheme_name(enum blend_scheme s)
 {
     switch (s) {
-    case BLEND_SCHEME_LOG:
-        return "log";
-    case BLEND_SCHEME_UNIFORM:
-        return "uniform";
+    case BLEND_SCHEME_LOG: return "log";
+    case BLEND_SCHEME_UNIFORM: return "uniform";
     }
     return "?";
 }
