@@ -17,8 +17,8 @@
 #include "common/bf16.h"
 #include "common/err.h"
 #include "common/log.h"
-#include "worker/engine/checkpoint.h"
 #include "tests/tap.h"
+#include "worker/engine/checkpoint.h"
 
 static char last_err[512];
 static void sink(void *ctx, enum log_level level, const char *line)
@@ -72,9 +72,9 @@ static void expect_fail(const char *header, const void *data, size_t dn, int wan
     free(b);
 }
 
-static const char *fixtures[] = {"clip_vision", "dit_forward",  "scheduler",
-                                 "sliding_window_loop", "tokenizer", "umt5_encoder",
-                                 "vae_decode", "vae_encode", "wav2vec2"};
+static const char *fixtures[] = {"clip_vision",         "dit_forward", "scheduler",
+                                 "sliding_window_loop", "tokenizer",   "umt5_encoder",
+                                 "vae_decode",          "vae_encode",  "wav2vec2"};
 
 static void test_fixtures(void)
 {
@@ -92,7 +92,10 @@ static void test_fixtures(void)
         size_t bad = 0;
         for (size_t i = 0; i < ckpt_count(ck); i++) {
             const struct ckpt_tensor *t = ckpt_at(ck, i);
-            if (t->nbytes != (size_t)ckpt_numel(t) * (t->dtype == DTYPE_F32 ? 4 : t->dtype == DTYPE_BF16 || t->dtype == DTYPE_F16 ? 2 : 8) ||
+            if (t->nbytes != (size_t)ckpt_numel(t) *
+                                 (t->dtype == DTYPE_F32                             ? 4
+                                  : t->dtype == DTYPE_BF16 || t->dtype == DTYPE_F16 ? 2
+                                                                                    : 8) ||
                 ckpt_find(ck, t->name) != t)
                 bad++;
         }

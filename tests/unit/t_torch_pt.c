@@ -18,8 +18,8 @@
 #include "common/bf16.h"
 #include "common/err.h"
 #include "common/log.h"
-#include "worker/engine/checkpoint.h"
 #include "tests/tap.h"
+#include "worker/engine/checkpoint.h"
 
 /* ---- a growable byte buffer ---- */
 struct buf {
@@ -364,7 +364,8 @@ static void compare_twins(const char *pt_path, const char *st_path, const char *
         if (j < ckpt_count(pt) && strcmp(ckpt_at(pt, j)->name, name) != 0)
             bad_name++;
         j++;
-        if (p->ndim != s->ndim || memcmp(p->shape, s->shape, sizeof p->shape[0] * (size_t)p->ndim) ||
+        if (p->ndim != s->ndim ||
+            memcmp(p->shape, s->shape, sizeof p->shape[0] * (size_t)p->ndim) ||
             p->dtype != s->dtype)
             bad_shape++;
         else if (p->nbytes != s->nbytes || memcmp(p->data, s->data, p->nbytes) != 0)
@@ -421,7 +422,7 @@ static void test_fixtures(void)
 static void test_built(void)
 {
     /* storages */
-    float w32[6] = {1, 2, 3, 4, 5, 6};         /* [2,3], transposed view [3,2] */
+    float w32[6] = {1, 2, 3, 4, 5, 6}; /* [2,3], transposed view [3,2] */
     uint16_t wbf[5], wf16[3] = {0x3c00, 0xc000, 0x0001};
     int32_t wi32[3] = {-1, 7, 1 << 30};
     for (int i = 0; i < 5; i++)
@@ -438,9 +439,9 @@ static void test_built(void)
     for (int outer = 0; outer < 2; outer++) {
         struct buf pk = pickle_state_dict(pts, npts, outer);
         struct zfile zf[] = {
-            {"arch/data.pkl", pk.b, pk.n, 0},       {"arch/data/0", w32, sizeof w32, 0},
-            {"arch/data/1", wbf, sizeof wbf, 0},    {"arch/data/2", wf16, sizeof wf16, 0},
-            {"arch/data/3", wi32, sizeof wi32, 0},  {"arch/version", "3\n", 2, 0},
+            {"arch/data.pkl", pk.b, pk.n, 0},      {"arch/data/0", w32, sizeof w32, 0},
+            {"arch/data/1", wbf, sizeof wbf, 0},   {"arch/data/2", wf16, sizeof wf16, 0},
+            {"arch/data/3", wi32, sizeof wi32, 0}, {"arch/version", "3\n", 2, 0},
         };
         struct buf z = zip_build(zf, 6);
         struct ckpt *ck = NULL;
@@ -510,7 +511,8 @@ static void test_malformed(void)
     expect_fail(bad.b, bad.n, ENC_EINVAL, "central directory", "bad central directory signature");
     memcpy(bad.b, z.b, z.n);
     memset(bad.b + bad.n - 22 + 16, 0x7f, 4); /* cd offset */
-    expect_fail(bad.b, bad.n, ENC_EINVAL, "outside the file", "central directory offset past the end");
+    expect_fail(bad.b, bad.n, ENC_EINVAL, "outside the file",
+                "central directory offset past the end");
     memcpy(bad.b, z.b, z.n);
     bad.b[bad.n - 22 + 10] = 200; /* entry count */
     expect_fail(bad.b, bad.n, ENC_EINVAL, "entries", "entry count larger than the directory");
@@ -667,8 +669,9 @@ static void test_hardening(void)
         {"\x80\x02s.", 4, ENC_EINVAL, "underflow", "SETITEM on an empty stack"},
         {"\x80\x02]K\x01K\x02s.", 9, ENC_EINVAL, "SETITEM(S) on a list", "SETITEM on a list"},
         {"\x80\x02}(K\x01u.", 8, ENC_EINVAL, "odd number", "SETITEMS with a key and no value"},
-        {"\x80\x02}X\x01\x00\x00\x00" "aK\x01\x85Q.", 15, ENC_ENOTSUP, "persistent id",
-         "persistent id that is not a storage tuple"},
+        {"\x80\x02}X\x01\x00\x00\x00"
+         "aK\x01\x85Q.",
+         15, ENC_ENOTSUP, "persistent id", "persistent id that is not a storage tuple"},
         {"\x80\x02t.", 4, ENC_EINVAL, "no MARK", "TUPLE without a MARK"},
         {"\x80\x02(}K\x01.", 7, ENC_EINVAL, "STOP", "STOP inside a MARK"},
         {"\x80\x02X\xff\xff\xff\x7f", 8, ENC_EINVAL, "past the end", "string longer than data.pkl"},
@@ -677,8 +680,9 @@ static void test_hardening(void)
         {"\x80\x09}.", 4, ENC_ENOTSUP, "protocol 9", "unknown pickle protocol"},
         {"\x80\x02r\x00\x00\x00\x7f", 7, ENC_EINVAL, "underflow", "LONG_BINPUT on an empty stack"},
         {"\x80\x02}r\xff\xff\xff\x7f.", 8, ENC_EINVAL, "too large", "huge memo index"},
-        {"\x80\x02" "ctorch._utils\n_rebuild_tensor_v2\n)R.", 37, ENC_EINVAL, "0 arguments",
-         "_rebuild_tensor_v2 without arguments"},
+        {"\x80\x02"
+         "ctorch._utils\n_rebuild_tensor_v2\n)R.",
+         37, ENC_EINVAL, "0 arguments", "_rebuild_tensor_v2 without arguments"},
     };
     for (size_t i = 0; i < sizeof pk_bad / sizeof pk_bad[0]; i++) {
         struct zfile zb[] = {{"x/data.pkl", pk_bad[i].bytes, pk_bad[i].n, 0}};
