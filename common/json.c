@@ -176,8 +176,21 @@ static int parse_string(struct parser *p, char **out, size_t *out_len)
             fail(p, p->pos, "control character 0x%02x in string", c);
             goto bad;
         }
+        if (c >= 0x20 && c < 0x80 && c != '\\') {
+            /* copy a run of plain ASCII at once */
+            size_t k = 1;
+            while (p->pos + k < p->n) {
+                unsigned char d = p->s[p->pos + k];
+                if (d < 0x20 || d >= 0x80 || d == '"' || d == '\\')
+                    break;
+                k++;
+            }
+            sbuf_put(&sb, p->s + p->pos, k);
+            p->pos += k;
+            continue;
+        }
         if (c != '\\') {
-            /* copy a run of plain bytes, validating UTF-8 */
+            /* one multi-byte UTF-8 sequence, validated */
             size_t k = utf8_len(p->s + p->pos, p->n - p->pos);
             if (!k) {
                 fail(p, p->pos, "invalid UTF-8 in string");
