@@ -170,25 +170,25 @@ static int config_from_shapes(struct weights *w, struct ckpt *const *cks, int n_
         if (!t)
             break;
         if (t->ndim != 3)
-            return log_error_rc(ENC_EINVAL, "wav2vec2: '%s' has %d dims, expected 3", name,
+            return log_error_rc(ENC_EINVAL, "'%s' has %d dims, expected 3", name,
                                 t->ndim);
         c->conv_dim[i] = t->shape[0];
         c->conv_kernel[i] = t->shape[2];
         c->n_conv = i + 1;
     }
     if (c->n_conv == 0)
-        return log_error_rc(ENC_EINVAL, "wav2vec2: no 'feature_extractor.conv_layers.0.conv.weight' "
+        return log_error_rc(ENC_EINVAL, "no 'feature_extractor.conv_layers.0.conv.weight' "
                                         "in '%s'", ckpt_path(cks[n_cks - 1]));
     if (weights_has(w, "feature_extractor.conv_layers.1.layer_norm.weight"))
-        return log_error_rc(ENC_ENOTSUP, "wav2vec2: per-layer LayerNorm feature extractor "
+        return log_error_rc(ENC_ENOTSUP, "per-layer LayerNorm feature extractor "
                                          "(feat_extract_norm 'layer') is not supported");
     t = weights_find(w, "feature_projection.projection.weight");
     if (!t || t->ndim != 2)
-        return log_error_rc(ENC_EINVAL, "wav2vec2: no 2-D 'feature_projection.projection.weight'");
+        return log_error_rc(ENC_EINVAL, "no 2-D 'feature_projection.projection.weight'");
     c->hidden = t->shape[0];
     t = weights_find(w, "encoder.layers.0.feed_forward.intermediate_dense.weight");
     if (!t || t->ndim != 2)
-        return log_error_rc(ENC_EINVAL, "wav2vec2: no 2-D "
+        return log_error_rc(ENC_EINVAL, "no 2-D "
                                         "'encoder.layers.0.feed_forward.intermediate_dense.weight'");
     c->ffn = t->shape[0];
     for (;;) {
@@ -202,7 +202,7 @@ static int config_from_shapes(struct weights *w, struct ckpt *const *cks, int n_
     if (!t)
         t = weights_find(w, pos_v_names[1]);
     if (!t || t->ndim != 3 || t->shape[1] <= 0 || c->hidden % t->shape[1] != 0)
-        return log_error_rc(ENC_EINVAL, "wav2vec2: no usable '%s' [D, D/groups, K]",
+        return log_error_rc(ENC_EINVAL, "no usable '%s' [D, D/groups, K]",
                             pos_v_names[0]);
     c->pos_kernel = t->shape[2];
     c->pos_groups = c->hidden / t->shape[1];
@@ -214,7 +214,7 @@ static int config_from_shapes(struct weights *w, struct ckpt *const *cks, int n_
     else if (c->hidden % 64 == 0)
         c->n_heads = c->hidden / 64;
     if (c->n_heads <= 0 || c->hidden % c->n_heads != 0)
-        return log_error_rc(ENC_EINVAL, "wav2vec2: cannot tell the heads of hidden size %lld "
+        return log_error_rc(ENC_EINVAL, "cannot tell the heads of hidden size %lld "
                                         "(no num_attention_heads in the config metadata)",
                             (long long)c->hidden);
     int ns = encoder_meta_ints(meta, "conv_stride", v, WAV2VEC2_MAX_CONV);
@@ -224,10 +224,10 @@ static int config_from_shapes(struct weights *w, struct ckpt *const *cks, int n_
         else if (c->n_conv == 7)
             c->conv_stride[i] = base_stride[i];
         else
-            return log_error_rc(ENC_EINVAL, "wav2vec2: %d conv layers and no conv_stride in the "
+            return log_error_rc(ENC_EINVAL, "%d conv layers and no conv_stride in the "
                                             "config metadata", c->n_conv);
         if (c->conv_stride[i] <= 0)
-            return log_error_rc(ENC_EINVAL, "wav2vec2: bad conv stride %lld",
+            return log_error_rc(ENC_EINVAL, "bad conv stride %lld",
                                 (long long)c->conv_stride[i]);
     }
     return 0;
@@ -238,10 +238,10 @@ static int config_check(const struct wav2vec2_config *c)
     if (c->n_conv < 1 || c->n_conv > WAV2VEC2_MAX_CONV || c->hidden <= 0 || c->ffn <= 0 ||
         c->n_layers < 0 || c->n_heads <= 0 || c->hidden % c->n_heads != 0 || c->pos_kernel <= 0 ||
         c->pos_groups <= 0 || c->hidden % c->pos_groups != 0)
-        return log_error_rc(ENC_EINVAL, "wav2vec2: inconsistent configuration");
+        return log_error_rc(ENC_EINVAL, "inconsistent configuration");
     for (int i = 0; i < c->n_conv; i++)
         if (c->conv_dim[i] <= 0 || c->conv_kernel[i] <= 0 || c->conv_stride[i] <= 0)
-            return log_error_rc(ENC_EINVAL, "wav2vec2: bad conv layer %d", i);
+            return log_error_rc(ENC_EINVAL, "bad conv layer %d", i);
     return 0;
 }
 
@@ -359,7 +359,7 @@ int wav2vec2_load(struct backend *be, struct ckpt *const *cks, int n_cks, struct
 {
     *out = NULL;
     if (n_cks < 1)
-        return log_error_rc(ENC_EINVAL, "wav2vec2: no checkpoint");
+        return log_error_rc(ENC_EINVAL, "no checkpoint");
     struct wav2vec2 *m = xcalloc(1, sizeof(*m));
     m->be = be;
     m->w = weights_new(be, cks, n_cks);
@@ -391,7 +391,7 @@ int wav2vec2_load(struct backend *be, struct ckpt *const *cks, int n_cks, struct
         rc = frc;
     if (rc < 0)
         goto fail;
-    log_debug("wav2vec2: %d convs x %lld ch, hidden %lld, %lld layers x %lld heads, ffn %lld, "
+    log_debug("%d convs x %lld ch, hidden %lld, %lld layers x %lld heads, ffn %lld, "
               "pos conv k %lld g %lld",
               m->cfg.n_conv, (long long)m->cfg.conv_dim[0], (long long)m->cfg.hidden,
               (long long)m->cfg.n_layers, (long long)m->cfg.n_heads, (long long)m->cfg.ffn,
@@ -446,7 +446,7 @@ int wav2vec2_write_random(const char *path, const struct wav2vec2_config *cfg, u
         return rc;
     struct backend *be = backend_cpu_new(1);
     if (!be)
-        return log_error_rc(ENC_ENOMEM, "wav2vec2: cannot open a cpu backend");
+        return log_error_rc(ENC_ENOMEM, "cannot open a cpu backend");
     struct st_writer *wr = st_writer_new();
     struct wav2vec2 *m = xcalloc(1, sizeof(*m));
     m->be = be;
@@ -479,7 +479,7 @@ int wav2vec2_write_random(const char *path, const struct wav2vec2_config *cfg, u
         st_writer_meta(wr, "format", "pt");
         rc = st_writer_write(wr, path);
     } else {
-        rc = log_error_rc(ENC_EIO, "wav2vec2: cannot build the model to write '%s'", path);
+        rc = log_error_rc(ENC_EIO, "cannot build the model to write '%s'", path);
     }
     wav2vec2_destroy(&m);
     st_writer_destroy(&wr);
@@ -506,7 +506,7 @@ int wav2vec2_write_tiny(const char *path, uint64_t seed)
     do {                                                                                        \
         var = tensor_new_shape(be, DTYPE_F32, __VA_ARGS__);                                     \
         if (!var) {                                                                             \
-            rc = log_error_rc(ENC_ENOMEM, "wav2vec2: out of backend memory");                   \
+            rc = log_error_rc(ENC_ENOMEM, "out of backend memory");                   \
             goto out;                                                                           \
         }                                                                                       \
     } while (0)
@@ -561,7 +561,7 @@ int wav2vec2_forward_ex(struct wav2vec2 *m, const float *samples, int64_t n, int
     if (n_frames)
         *n_frames = T;
     if (T <= 0)
-        return log_error_rc(ENC_EINVAL, "wav2vec2: audio slice of %lld samples is shorter than "
+        return log_error_rc(ENC_EINVAL, "audio slice of %lld samples is shorter than "
                                         "one frame", (long long)n);
     struct tensor *cur = NULL, *y = NULL, *t = NULL, *h = NULL, *pc = NULL;
     int rc = 0;
@@ -574,7 +574,7 @@ int wav2vec2_forward_ex(struct wav2vec2 *m, const float *samples, int64_t n, int
         memcpy(input_values, xv, (size_t)n * sizeof(float));
     cur = backend_tensor_from_host(be, DTYPE_F32, 4, (int64_t[]){1, 1, 1, n}, xv, 0);
     if (!cur) {
-        rc = log_error_rc(ENC_ENOMEM, "wav2vec2: out of backend memory");
+        rc = log_error_rc(ENC_ENOMEM, "out of backend memory");
         goto out;
     }
 
