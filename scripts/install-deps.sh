@@ -1,10 +1,11 @@
 #!/bin/sh
 # Installs the Debian packages encore builds and tests with. Idempotent: when
 # every package is already present it does nothing and needs no network.
+# sentencepiece (spm_encode) is for tests only: t_tokenizer compares against it.
 set -eu
 pkgs="build-essential pkg-config libopenblas-dev libzmq3-dev libprotobuf-c-dev
 protobuf-c-compiler libsqlite3-dev libavformat-dev libavcodec-dev libavutil-dev
-libswresample-dev libswscale-dev ffmpeg perl"
+libswresample-dev libswscale-dev ffmpeg perl sentencepiece"
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||

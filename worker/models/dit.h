@@ -33,15 +33,30 @@ struct dit;
 struct dit_job;
 
 /*
+ * Hyper-parameters the tensor shapes do not tell. Zero means: read it from
+ * the checkpoints' "config" metadata (a JSON object, or its "dit_config"
+ * member, with num_heads / text_len as Wan's config.json names them), else
+ * the Wan defaults (head_dim 128, text_len 512, 8 adapter heads).
+ */
+struct dit_hparams {
+    int64_t num_heads;
+    int64_t text_len;
+    int64_t vocal_heads;
+};
+
+/* dit_hparams_from_meta() fills the zero fields of out from the checkpoints'
+ * "config" metadata where present (later checkpoints first). */
+void dit_hparams_from_meta(struct ckpt *const *cks, int n, struct dit_hparams *out);
+
+/*
  * dit_load() binds the DiT and adapter weights from cks (later checkpoints
  * override earlier ones: the base DiT, then StableAvatar's .pt), reporting
- * missing, misshapen and unexpected keys by name. text_len is the padded
- * text length (512 for the real model; from the fixture config otherwise).
+ * missing, misshapen and unexpected keys by name. hp may be NULL.
  * Returns 0 or a negative enc_err. The checkpoints must stay open while the
  * model lives. Free with dit_destroy().
  */
-int dit_load(struct backend *be, struct ckpt *const *cks, int n_cks, int64_t text_len,
-             struct dit **out);
+int dit_load(struct backend *be, struct ckpt *const *cks, int n_cks,
+             const struct dit_hparams *hp, struct dit **out);
 void dit_destroy(struct dit **d);
 const struct dit_config *dit_get_config(const struct dit *d);
 
@@ -73,7 +88,7 @@ int dit_forward(struct dit *d, struct dit_job *job, const float *x, int64_t f, f
 
 /* A debug tap sees named intermediates ("e", "e0", "x_embed", "block0", ...,
  * "head", "vocal_proj_feature", "vocal_block0", ..., "vocal_context",
- * "text_context", "img_context") as host f32 copies during dit_forward(). */
+ * "text_context_neg", "text_context_pos", "img_context") as host f32 copies during dit_forward(). */
 typedef void dit_tap_fn(void *ctx, const char *name, const float *data, int ndim,
                         const int64_t *shape);
 void dit_set_tap(struct dit *d, dit_tap_fn *fn, void *ctx);
@@ -82,7 +97,13 @@ void dit_set_tap(struct dit *d, dit_tap_fn *fn, void *ctx);
 double dit_flops(const struct dit_config *c, int64_t frames, int64_t h, int64_t w,
                  int64_t n_text, int64_t n_clip, int64_t n_audio);
 
-/* dit_write_tiny() writes a seeded tiny DiT with the real tensor names. */
-int dit_write_tiny(const char *path, uint64_t seed);
+/* The sizes of a tiny model (dit_write_tiny). */
+struct dit_tiny_dims {
+    int64_t dim, num_heads, num_layers, ffn_dim, text_dim, clip_dim, audio_dim, vocal_ffn_dim;
+};
+
+/* dit_write_tiny() writes a seeded tiny DiT + adapter with the real tensor
+ * names and its hyper-parameters in the "config" metadata. */
+int dit_write_tiny(const char *path, uint64_t seed, const struct dit_tiny_dims *dims);
 
 #endif
