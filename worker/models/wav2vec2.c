@@ -115,26 +115,62 @@ int64_t wav2vec2_frames(int64_t n_samples)
 }
 
 /*
- * The processor computes in numpy float32 (mean and variance of float32
- * data), then var + 1e-7 and the sqrt in float64, the subtraction and the
- * division in float32. The statistics are taken in double here (closer to
- * the exact value than numpy's pairwise float32 sums; the difference is far
- * below the fixture's tolerance), then rounded as numpy rounds them.
+ * numpy's float32 add.reduce, which the processor's mean and var use: the
+ * reduction loop sees the array in buffers of 8192 elements, each summed
+ * pairwise (8 accumulators up to 128 elements, halves above that) and added
+ * in order to an accumulator starting at 0, all in f32.
+ */
+static float np_pairwise_sum(const float *a, int64_t n)
+{
+    if (n < 8) {
+        float r = 0.0f;
+        for (int64_t i = 0; i < n; i++)
+            r += a[i];
+        return r;
+    }
+    if (n <= 128) {
+        float r[8];
+        int64_t i;
+        for (int j = 0; j < 8; j++)
+            r[j] = a[j];
+        for (i = 8; i < n - (n % 8); i += 8)
+            for (int j = 0; j < 8; j++)
+                r[j] += a[i + j];
+        float res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+        for (; i < n; i++)
+            res += a[i];
+        return res;
+    }
+    int64_t n2 = n / 2;
+    n2 -= n2 % 8;
+    return np_pairwise_sum(a, n2) + np_pairwise_sum(a + n2, n - n2);
+}
+
+static float np_sum(const float *a, int64_t n)
+{
+    float r = 0.0f;
+    for (int64_t i = 0; i < n; i += 8192)
+        r += np_pairwise_sum(a + i, n - i < 8192 ? n - i : 8192);
+    return r;
+}
+
+/*
+ * The processor: (x - x.mean()) / np.sqrt(x.var() + 1e-7) in numpy 1.x
+ * float32 (mean and var as np_sum()/n in f32; var + 1e-7 and the sqrt in
+ * float64, rounded to f32 for the division). Bit-exact on the fixture.
  */
 void wav2vec2_normalize(const float *x, int64_t n, float *out)
 {
     if (n <= 0)
         return;
-    double s = 0;
-    for (int64_t i = 0; i < n; i++)
-        s += x[i];
-    float mean = (float)(s / (double)n);
-    double v = 0;
+    float mean = np_sum(x, n) / (float)n;
+    float *d = xmalloc((size_t)n * sizeof(float));
     for (int64_t i = 0; i < n; i++) {
-        float d = x[i] - mean;
-        v += (double)d * (double)d;
+        d[i] = x[i] - mean;
+        d[i] = d[i] * d[i];
     }
-    float var = (float)(v / (double)n);
+    float var = np_sum(d, n) / (float)n;
+    free(d);
     float den = (float)sqrt((double)var + 1e-7);
     for (int64_t i = 0; i < n; i++)
         out[i] = (x[i] - mean) / den;
