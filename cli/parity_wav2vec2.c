@@ -2,9 +2,9 @@
  * parity_wav2vec2.c - `encore parity` for fixtures of kind "wav2vec2":
  * every case k (input.waveform_k) is encoded from the raw waveform and its
  * processor normalisation (bit-exact), conv features and last_hidden_state
- * are compared
- * with the original's (README-encoders: last_hidden_state within 1e-4; conv
- * features, larger in magnitude, within 1e-5 of their peak).
+ * are compared with the original's (README-encoders: last_hidden_state
+ * within 1e-4; conv features, larger in magnitude, within 1e-5 of their
+ * peak).
  */
 #include <math.h>
 #include <stdio.h>
