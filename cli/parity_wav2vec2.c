@@ -53,8 +53,10 @@ int parity_wav2vec2(struct parity_run *r)
         if (!wave || !cf_ref || T <= 0 || ncf != T * c->conv_dim[c->n_conv - 1]) {
             free(wave);
             free(cf_ref);
-            rc = log_error_rc(ENC_EINVAL, "'%s': case %d: waveform or conv features missing or "
-                                          "of the wrong size", r->path, k);
+            rc = log_error_rc(ENC_EINVAL,
+                              "'%s': case %d: waveform or conv features missing or "
+                              "of the wrong size",
+                              r->path, k);
             goto out;
         }
         float *iv = xmalloc((size_t)n * sizeof(float));

@@ -94,8 +94,8 @@ int main(void)
     if (!m)
         return done_testing();
     const struct clip_config *c = clip_get_config(m);
-    ok(c->dim == 64 && c->patch == 14 && c->grid == 4 && c->image_size == 56 &&
-           c->n_tokens == 17 && c->n_blocks == 3 && c->n_heads == 4 && c->mlp == 256,
+    ok(c->dim == 64 && c->patch == 14 && c->grid == 4 && c->image_size == 56 && c->n_tokens == 17 &&
+           c->n_blocks == 3 && c->n_heads == 4 && c->mlp == 256,
        "config from shapes and metadata (64 wide, 4 heads, 56 px, 17 tokens, 3 blocks)");
 
     const struct ckpt_tensor *img = ckpt_find(fx, "input.clip_image");
@@ -140,7 +140,8 @@ int main(void)
     snprintf(path, sizeof(path), "%s/bare.safetensors", dir);
     struct ckpt *ck2 = NULL;
     struct clip *m2 = NULL;
-    ok(write_bare(fx, path) == 0 && ckpt_open(path, &ck2) == 0 && clip_load(be, &ck2, 1, &m2) == 0 &&
+    ok(write_bare(fx, path) == 0 && ckpt_open(path, &ck2) == 0 &&
+           clip_load(be, &ck2, 1, &m2) == 0 &&
            clip_forward(m2, image, H, W, feat1, NULL, NULL) == 0 &&
            memcmp(feat, feat1, (size_t)nf * sizeof(float)) == 0,
        "unprefixed keys give the same features");
@@ -191,8 +192,8 @@ int main(void)
         clip_config_tiny(&want);
         ok(ct->dim == want.dim && ct->n_tokens == want.n_tokens && ct->n_heads == want.n_heads &&
                ct->n_blocks == want.n_blocks && ct->image_size == want.image_size,
-           "tiny model loads with its configuration (%lld tokens x %lld)",
-           (long long)ct->n_tokens, (long long)ct->dim);
+           "tiny model loads with its configuration (%lld tokens x %lld)", (long long)ct->n_tokens,
+           (long long)ct->dim);
         ok(ckpt_find(ckt, "visual.cls_embedding") != NULL, "tiny model uses 'visual.' names");
         int64_t th = 64, tw = 48;
         float *im = xmalloc((size_t)(3 * th * tw) * sizeof(float));

@@ -29,12 +29,12 @@
 #include "image_resize.h"
 
 struct clip_block {
-    struct tensor *ln1_w, *ln1_b; /* [dim] */
-    struct tensor *qkv_w, *qkv_b; /* [3 dim, dim], [3 dim] */
+    struct tensor *ln1_w, *ln1_b;   /* [dim] */
+    struct tensor *qkv_w, *qkv_b;   /* [3 dim, dim], [3 dim] */
     struct tensor *proj_w, *proj_b; /* [dim, dim], [dim] */
-    struct tensor *ln2_w, *ln2_b; /* [dim] */
-    struct tensor *fc1_w, *fc1_b; /* [mlp, dim], [mlp] */
-    struct tensor *fc2_w, *fc2_b; /* [dim, mlp], [dim] */
+    struct tensor *ln2_w, *ln2_b;   /* [dim] */
+    struct tensor *fc1_w, *fc1_b;   /* [mlp, dim], [mlp] */
+    struct tensor *fc2_w, *fc2_b;   /* [dim, mlp], [dim] */
 };
 
 struct clip {
@@ -92,19 +92,19 @@ static int config_from_shapes(struct weights *w, struct ckpt *const *cks, int n_
     c->patch = t->shape[2];
     t = weights_find(w, "pos_embedding");
     if (!t || t->ndim != 3 || t->shape[2] != c->dim)
-        return log_error_rc(ENC_EINVAL, "no 'pos_embedding' [1, tokens, %lld]",
-                            (long long)c->dim);
+        return log_error_rc(ENC_EINVAL, "no 'pos_embedding' [1, tokens, %lld]", (long long)c->dim);
     c->n_tokens = t->shape[1];
     int64_t g = (int64_t)llround(sqrt((double)(c->n_tokens - 1)));
     if (c->n_tokens < 2 || g * g + 1 != c->n_tokens)
-        return log_error_rc(ENC_EINVAL, "%lld position embeddings is not a square grid "
-                                        "plus the class token", (long long)c->n_tokens);
+        return log_error_rc(ENC_EINVAL,
+                            "%lld position embeddings is not a square grid "
+                            "plus the class token",
+                            (long long)c->n_tokens);
     c->grid = g;
     c->image_size = g * c->patch;
     char name[96];
     for (;;) {
-        snprintf(name, sizeof(name), "transformer.%lld.attn.to_qkv.weight",
-                 (long long)c->n_blocks);
+        snprintf(name, sizeof(name), "transformer.%lld.attn.to_qkv.weight", (long long)c->n_blocks);
         if (!weights_has(w, name))
             break;
         c->n_blocks++;
@@ -124,13 +124,15 @@ static int config_from_shapes(struct weights *w, struct ckpt *const *cks, int n_
     else if (c->dim % 80 == 0)
         c->n_heads = c->dim / 80;
     else
-        return log_error_rc(ENC_EINVAL, "cannot tell the heads of width %lld (no \"heads\" "
-                                        "in the config metadata)", (long long)c->dim);
+        return log_error_rc(ENC_EINVAL,
+                            "cannot tell the heads of width %lld (no \"heads\" "
+                            "in the config metadata)",
+                            (long long)c->dim);
     return 0;
 }
 
-#define GET(name_, init_, f32_, ...)                                                            \
-    encoder_src_get(s, (name_), (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)),     \
+#define GET(name_, init_, f32_, ...)                                                               \
+    encoder_src_get(s, (name_), (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)),         \
                     (int64_t[]){__VA_ARGS__}, (init_), 1.0f, (f32_))
 
 static int bind_all(struct clip *m, struct encoder_src *s)
@@ -215,8 +217,10 @@ int clip_load(struct backend *be, struct ckpt *const *cks, int n_cks, struct cli
     }
     int rc;
     if (!prefix) {
-        rc = log_error_rc(ENC_EINVAL, "'%s': no CLIP vision weights ('visual.cls_embedding' "
-                                      "not found)", ckpt_path(cks[n_cks - 1]));
+        rc = log_error_rc(ENC_EINVAL,
+                          "'%s': no CLIP vision weights ('visual.cls_embedding' "
+                          "not found)",
+                          ckpt_path(cks[n_cks - 1]));
         goto fail;
     }
     rc = config_from_shapes(m->w, cks, n_cks, &m->cfg);
@@ -295,19 +299,19 @@ int clip_write_tiny(const char *path, uint64_t seed)
 
 /* ---- forward ---- */
 
-#define CHECK(call)                                                                             \
-    do {                                                                                        \
-        rc = (call);                                                                            \
-        if (rc < 0)                                                                             \
-            goto out;                                                                           \
+#define CHECK(call)                                                                                \
+    do {                                                                                           \
+        rc = (call);                                                                               \
+        if (rc < 0)                                                                                \
+            goto out;                                                                              \
     } while (0)
-#define NEW(var, ...)                                                                           \
-    do {                                                                                        \
-        var = tensor_new_shape(be, DTYPE_F32, __VA_ARGS__);                                     \
-        if (!var) {                                                                             \
-            rc = log_error_rc(ENC_ENOMEM, "out of backend memory");                       \
-            goto out;                                                                           \
-        }                                                                                       \
+#define NEW(var, ...)                                                                              \
+    do {                                                                                           \
+        var = tensor_new_shape(be, DTYPE_F32, __VA_ARGS__);                                        \
+        if (!var) {                                                                                \
+            rc = log_error_rc(ENC_ENOMEM, "out of backend memory");                                \
+            goto out;                                                                              \
+        }                                                                                          \
     } while (0)
 
 static int tap_tensor(struct clip *m, clip_tap_fn *tap, void *ctx, const char *name,
@@ -369,8 +373,7 @@ int clip_forward(struct clip *m, const float *image, int64_t H, int64_t W, float
     const struct clip_config *c = &m->cfg;
     int64_t S = c->image_size, D = c->dim, g = c->grid, T = c->n_tokens;
     if (H <= 0 || W <= 0)
-        return log_error_rc(ENC_EINVAL, "bad image size %lldx%lld", (long long)W,
-                            (long long)H);
+        return log_error_rc(ENC_EINVAL, "bad image size %lldx%lld", (long long)W, (long long)H);
     int rc = 0;
     struct tensor *px = NULL, *pe = NULL, *x = NULL;
     float *in = xmalloc((size_t)(3 * H * W) * sizeof(float));

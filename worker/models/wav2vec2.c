@@ -45,8 +45,8 @@ struct w2v_layer {
 struct wav2vec2 {
     struct backend *be;
     struct wav2vec2_config cfg;
-    struct weights *w;        /* bind mode, else NULL */
-    struct encoder_src src;   /* owns seeded and derived tensors */
+    struct weights *w;                        /* bind mode, else NULL */
+    struct encoder_src src;                   /* owns seeded and derived tensors */
     struct tensor *conv_w[WAV2VEC2_MAX_CONV]; /* [Cout, Cin, k] */
     struct tensor *conv_b[WAV2VEC2_MAX_CONV]; /* [Cout] or NULL (base has none) */
     struct tensor *gn_w, *gn_b;               /* [C0] GroupNorm affine after conv 0 */
@@ -178,10 +178,12 @@ void wav2vec2_normalize(const float *x, int64_t n, float *out)
 
 /* ---- configuration from the checkpoint ---- */
 
-static const char *pos_g_names[] = {"encoder.pos_conv_embed.conv.weight_g",
-                                    "encoder.pos_conv_embed.conv.parametrizations.weight.original0"};
-static const char *pos_v_names[] = {"encoder.pos_conv_embed.conv.weight_v",
-                                    "encoder.pos_conv_embed.conv.parametrizations.weight.original1"};
+static const char *pos_g_names[] = {
+    "encoder.pos_conv_embed.conv.weight_g",
+    "encoder.pos_conv_embed.conv.parametrizations.weight.original0"};
+static const char *pos_v_names[] = {
+    "encoder.pos_conv_embed.conv.weight_v",
+    "encoder.pos_conv_embed.conv.parametrizations.weight.original1"};
 
 static const char *first_meta(struct ckpt *const *cks, int n, const char *key)
 {
@@ -206,15 +208,16 @@ static int config_from_shapes(struct weights *w, struct ckpt *const *cks, int n_
         if (!t)
             break;
         if (t->ndim != 3)
-            return log_error_rc(ENC_EINVAL, "'%s' has %d dims, expected 3", name,
-                                t->ndim);
+            return log_error_rc(ENC_EINVAL, "'%s' has %d dims, expected 3", name, t->ndim);
         c->conv_dim[i] = t->shape[0];
         c->conv_kernel[i] = t->shape[2];
         c->n_conv = i + 1;
     }
     if (c->n_conv == 0)
-        return log_error_rc(ENC_EINVAL, "no 'feature_extractor.conv_layers.0.conv.weight' "
-                                        "in '%s'", ckpt_path(cks[n_cks - 1]));
+        return log_error_rc(ENC_EINVAL,
+                            "no 'feature_extractor.conv_layers.0.conv.weight' "
+                            "in '%s'",
+                            ckpt_path(cks[n_cks - 1]));
     if (weights_has(w, "feature_extractor.conv_layers.1.layer_norm.weight"))
         return log_error_rc(ENC_ENOTSUP, "per-layer LayerNorm feature extractor "
                                          "(feat_extract_norm 'layer') is not supported");
@@ -224,8 +227,9 @@ static int config_from_shapes(struct weights *w, struct ckpt *const *cks, int n_
     c->hidden = t->shape[0];
     t = weights_find(w, "encoder.layers.0.feed_forward.intermediate_dense.weight");
     if (!t || t->ndim != 2)
-        return log_error_rc(ENC_EINVAL, "no 2-D "
-                                        "'encoder.layers.0.feed_forward.intermediate_dense.weight'");
+        return log_error_rc(ENC_EINVAL,
+                            "no 2-D "
+                            "'encoder.layers.0.feed_forward.intermediate_dense.weight'");
     c->ffn = t->shape[0];
     for (;;) {
         snprintf(name, sizeof(name), "encoder.layers.%lld.attention.q_proj.weight",
@@ -238,8 +242,7 @@ static int config_from_shapes(struct weights *w, struct ckpt *const *cks, int n_
     if (!t)
         t = weights_find(w, pos_v_names[1]);
     if (!t || t->ndim != 3 || t->shape[1] <= 0 || c->hidden % t->shape[1] != 0)
-        return log_error_rc(ENC_EINVAL, "no usable '%s' [D, D/groups, K]",
-                            pos_v_names[0]);
+        return log_error_rc(ENC_EINVAL, "no usable '%s' [D, D/groups, K]", pos_v_names[0]);
     c->pos_kernel = t->shape[2];
     c->pos_groups = c->hidden / t->shape[1];
 
@@ -250,8 +253,9 @@ static int config_from_shapes(struct weights *w, struct ckpt *const *cks, int n_
     else if (c->hidden % 64 == 0)
         c->n_heads = c->hidden / 64;
     if (c->n_heads <= 0 || c->hidden % c->n_heads != 0)
-        return log_error_rc(ENC_EINVAL, "cannot tell the heads of hidden size %lld "
-                                        "(no num_attention_heads in the config metadata)",
+        return log_error_rc(ENC_EINVAL,
+                            "cannot tell the heads of hidden size %lld "
+                            "(no num_attention_heads in the config metadata)",
                             (long long)c->hidden);
     int ns = encoder_meta_ints(meta, "conv_stride", v, WAV2VEC2_MAX_CONV);
     for (int i = 0; i < c->n_conv; i++) {
@@ -260,11 +264,12 @@ static int config_from_shapes(struct weights *w, struct ckpt *const *cks, int n_
         else if (c->n_conv == 7)
             c->conv_stride[i] = base_stride[i];
         else
-            return log_error_rc(ENC_EINVAL, "%d conv layers and no conv_stride in the "
-                                            "config metadata", c->n_conv);
+            return log_error_rc(ENC_EINVAL,
+                                "%d conv layers and no conv_stride in the "
+                                "config metadata",
+                                c->n_conv);
         if (c->conv_stride[i] <= 0)
-            return log_error_rc(ENC_EINVAL, "bad conv stride %lld",
-                                (long long)c->conv_stride[i]);
+            return log_error_rc(ENC_EINVAL, "bad conv stride %lld", (long long)c->conv_stride[i]);
     }
     return 0;
 }
@@ -283,8 +288,8 @@ static int config_check(const struct wav2vec2_config *c)
 
 /* ---- parameters ---- */
 
-#define GET(name_, init_, gain_, f32_, ...)                                                     \
-    encoder_src_get(s, (name_), (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)),     \
+#define GET(name_, init_, gain_, f32_, ...)                                                        \
+    encoder_src_get(s, (name_), (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)),         \
                     (int64_t[]){__VA_ARGS__}, (init_), (gain_), (f32_))
 
 /* pos_conv_weight() builds w = g * (v / |v|) from g [1,1,K] and v [D, D/G, K]
@@ -326,8 +331,8 @@ static int bind_all(struct wav2vec2 *m, struct encoder_src *s, int conv_bias)
     int64_t cin = 1, D = c->hidden, F = c->ffn;
     for (int i = 0; i < c->n_conv; i++) {
         snprintf(name, sizeof(name), "feature_extractor.conv_layers.%d.conv.weight", i);
-        m->conv_w[i] = GET(name, ENCODER_INIT_MATRIX, 2.0f, 0, c->conv_dim[i], cin,
-                           c->conv_kernel[i]);
+        m->conv_w[i] =
+            GET(name, ENCODER_INIT_MATRIX, 2.0f, 0, c->conv_dim[i], cin, c->conv_kernel[i]);
         if (conv_bias) {
             snprintf(name, sizeof(name), "feature_extractor.conv_layers.%d.conv.bias", i);
             m->conv_b[i] = GET(name, ENCODER_INIT_BIAS, 1, 1, c->conv_dim[i]);
@@ -409,8 +414,9 @@ int wav2vec2_load(struct backend *be, struct ckpt *const *cks, int n_cks, struct
     }
     int rc;
     if (!prefix) {
-        rc = log_error_rc(ENC_EINVAL, "'%s': no wav2vec2 weights "
-                                      "('feature_projection.projection.weight' not found)",
+        rc = log_error_rc(ENC_EINVAL,
+                          "'%s': no wav2vec2 weights "
+                          "('feature_projection.projection.weight' not found)",
                           ckpt_path(cks[n_cks - 1]));
         goto fail;
     }
@@ -495,7 +501,9 @@ int wav2vec2_write_random(const char *path, const struct wav2vec2_config *cfg, u
     if (rc == 0) {
         char json[1024], dims[3][128];
         for (int a = 0; a < 3; a++) {
-            const int64_t *v = a == 0 ? cfg->conv_dim : a == 1 ? cfg->conv_kernel : cfg->conv_stride;
+            const int64_t *v = a == 0   ? cfg->conv_dim
+                               : a == 1 ? cfg->conv_kernel
+                                        : cfg->conv_stride;
             size_t o = 0;
             for (int i = 0; i < cfg->n_conv && o < sizeof(dims[a]); i++)
                 o += (size_t)snprintf(dims[a] + o, sizeof(dims[a]) - o, "%s%lld", i ? ", " : "",
@@ -532,23 +540,22 @@ int wav2vec2_write_tiny(const char *path, uint64_t seed)
 
 /* ---- forward ---- */
 
-#define CHECK(call)                                                                             \
-    do {                                                                                        \
-        rc = (call);                                                                            \
-        if (rc < 0)                                                                             \
-            goto out;                                                                           \
+#define CHECK(call)                                                                                \
+    do {                                                                                           \
+        rc = (call);                                                                               \
+        if (rc < 0)                                                                                \
+            goto out;                                                                              \
     } while (0)
-#define NEW(var, ...)                                                                           \
-    do {                                                                                        \
-        var = tensor_new_shape(be, DTYPE_F32, __VA_ARGS__);                                     \
-        if (!var) {                                                                             \
-            rc = log_error_rc(ENC_ENOMEM, "out of backend memory");                   \
-            goto out;                                                                           \
-        }                                                                                       \
+#define NEW(var, ...)                                                                              \
+    do {                                                                                           \
+        var = tensor_new_shape(be, DTYPE_F32, __VA_ARGS__);                                        \
+        if (!var) {                                                                                \
+            rc = log_error_rc(ENC_ENOMEM, "out of backend memory");                                \
+            goto out;                                                                              \
+        }                                                                                          \
     } while (0)
 
-static int encoder_layer(struct wav2vec2 *m, const struct w2v_layer *L, struct tensor *h,
-                         int64_t T)
+static int encoder_layer(struct wav2vec2 *m, const struct w2v_layer *L, struct tensor *h, int64_t T)
 {
     struct backend *be = m->be;
     const struct wav2vec2_config *c = &m->cfg;
@@ -588,8 +595,7 @@ out:
 }
 
 int wav2vec2_forward_ex(struct wav2vec2 *m, const float *samples, int64_t n, int normalize,
-                        float *input_values, float *conv_features, float *out,
-                        int64_t *n_frames)
+                        float *input_values, float *conv_features, float *out, int64_t *n_frames)
 {
     struct backend *be = m->be;
     const struct wav2vec2_config *c = &m->cfg;
@@ -597,8 +603,10 @@ int wav2vec2_forward_ex(struct wav2vec2 *m, const float *samples, int64_t n, int
     if (n_frames)
         *n_frames = T;
     if (T <= 0)
-        return log_error_rc(ENC_EINVAL, "audio slice of %lld samples is shorter than "
-                                        "one frame", (long long)n);
+        return log_error_rc(ENC_EINVAL,
+                            "audio slice of %lld samples is shorter than "
+                            "one frame",
+                            (long long)n);
     struct tensor *cur = NULL, *y = NULL, *t = NULL, *h = NULL, *pc = NULL;
     int rc = 0;
     float *xv = xmalloc((size_t)n * sizeof(float));
