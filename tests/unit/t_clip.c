@@ -149,6 +149,16 @@ int main(void)
     ckpt_close(&ck2);
     unlink(path);
 
+    /* Not a CLIP checkpoint. */
+    struct ckpt *cw = NULL;
+    if (ckpt_open(FIXTURE_DIR "/wav2vec2.safetensors", &cw) == 0) {
+        is_int(clip_load(be, &cw, 1, &m2), ENC_EINVAL, "the wav2vec2 fixture is refused");
+        ok(m2 == NULL, "no model on failure");
+        ckpt_close(&cw);
+    } else {
+        ok(0, "open the wav2vec2 fixture");
+    }
+
     /* Bad input. */
     is_int(clip_forward(m, image, 0, W, feat1, NULL, NULL), ENC_EINVAL, "a 0-row image is refused");
 

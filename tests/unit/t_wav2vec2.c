@@ -57,7 +57,7 @@ static int all_finite(const float *a, int64_t n)
 
 /* Copy the fixture's weights into a new file, renaming the weight-norm pair
  * to the newer parametrizations names and dropping the "weights." prefix. */
-static int write_renamed(struct ckpt *fx, const char *path)
+static int write_renamed(struct ckpt *fx, const char *path, int misshape)
 {
     struct st_writer *w = st_writer_new();
     int rc = 0;
@@ -72,7 +72,11 @@ static int write_renamed(struct ckpt *fx, const char *path)
         else if (strcmp(name, "encoder.pos_conv_embed.conv.weight_v") == 0)
             name = "encoder.pos_conv_embed.conv.parametrizations.weight.original1";
         snprintf(buf, sizeof(buf), "wav2vec2.%s", name);
-        rc = st_writer_add(w, buf, t->dtype, t->ndim, t->shape, t->data);
+        int64_t shape[TENSOR_MAX_DIMS];
+        memcpy(shape, t->shape, sizeof(shape));
+        if (misshape && strcmp(name, "encoder.layers.1.attention.k_proj.weight") == 0)
+            shape[1] /= 2; /* [32, 16]: the first half of the data */
+        rc = st_writer_add(w, buf, t->dtype, t->ndim, shape, t->data);
     }
     st_writer_meta(w, "config", ckpt_meta(fx, "config"));
     if (rc == 0)
@@ -163,7 +167,7 @@ int main(void)
     ok(mkdtemp(dir) != NULL, "temp dir");
     char path[256], path2[256];
     snprintf(path, sizeof(path), "%s/renamed.safetensors", dir);
-    is_int(write_renamed(fx, path), 0, "write the renamed copy");
+    is_int(write_renamed(fx, path, 0), 0, "write the renamed copy");
     struct ckpt *ck2 = NULL;
     struct wav2vec2 *m2 = NULL;
     if (ckpt_open(path, &ck2) == 0 && wav2vec2_load(be, &ck2, 1, &m2) == 0) {
@@ -185,6 +189,24 @@ int main(void)
     wav2vec2_destroy(&m2);
     ckpt_close(&ck2);
     unlink(path);
+
+    /* A misshapen matrix is refused at load. */
+    ok(write_renamed(fx, path, 1) == 0 && ckpt_open(path, &ck2) == 0, "write a misshapen copy");
+    if (ck2) {
+        is_int(wav2vec2_load(be, &ck2, 1, &m2), ENC_EINVAL, "a misshapen k_proj is refused");
+        ok(m2 == NULL, "no model on failure");
+    }
+    ckpt_close(&ck2);
+    unlink(path);
+
+    /* Not a wav2vec2 checkpoint. */
+    struct ckpt *cclip = NULL;
+    if (ckpt_open(FIXTURE_DIR "/clip_vision.safetensors", &cclip) == 0) {
+        is_int(wav2vec2_load(be, &cclip, 1, &m2), ENC_EINVAL, "the CLIP fixture is refused");
+        ckpt_close(&cclip);
+    } else {
+        ok(0, "open the CLIP fixture");
+    }
 
     /* Bad input: a slice shorter than the receptive field. */
     float shortbuf[100] = {0};
