@@ -25,7 +25,7 @@ struct global_opts {
 typedef int command_fn(const struct global_opts *g, int argc, char **argv);
 
 command_fn cmd_render, cmd_submit, cmd_status, cmd_watch, cmd_cancel, cmd_workers, cmd_get,
-    cmd_model, cmd_parity, cmd_bench;
+    cmd_model, cmd_parity, cmd_bench, cmd_examples;
 
 /* cli_is_help() is true for -h and --help. */
 int cli_is_help(const char *arg);

@@ -21,6 +21,7 @@ static const char usage[] =
     "  model init DIR --tiny           write a tiny model with the real layout\n"
     "  parity FIXTURE...               check modules against reference tensors\n"
     "  bench engine|farm|render        print performance figures\n"
+    "  examples DIR                    write the demo inputs (speech, portrait)\n"
     "\n"
     "`encore <command> --help` describes each command.\n";
 
@@ -31,7 +32,7 @@ static const struct {
     {"render", cmd_render}, {"submit", cmd_submit},   {"status", cmd_status},
     {"watch", cmd_watch},   {"cancel", cmd_cancel},   {"workers", cmd_workers},
     {"get", cmd_get},       {"model", cmd_model},     {"parity", cmd_parity},
-    {"bench", cmd_bench},
+    {"bench", cmd_bench},   {"examples", cmd_examples},
 };
 
 int main(int argc, char **argv)

@@ -169,12 +169,11 @@ static void resample_vertical(const uint8_t *src, int w, int c, uint8_t *dst, in
     }
 }
 
-int image_resize_pil(const uint8_t *src, int sw, int sh, int channels, uint8_t *dst, int dw,
-                     int dh)
+int image_resize_pil(const uint8_t *src, int sw, int sh, int channels, uint8_t *dst, int dw, int dh)
 {
     if (sw < 1 || sh < 1 || dw < 1 || dh < 1 || channels < 1 || channels > 4)
-        return log_error_rc(ENC_EINVAL, "resize: bad geometry %dx%dx%d -> %dx%d", sw, sh,
-                            channels, dw, dh);
+        return log_error_rc(ENC_EINVAL, "resize: bad geometry %dx%dx%d -> %dx%d", sw, sh, channels,
+                            dw, dh);
     int need_h = dw != sw, need_v = dh != sh;
     if (!need_h && !need_v) {
         memcpy(dst, src, (size_t)sw * sh * channels);

@@ -188,16 +188,16 @@ int media_mux_stitch(const char *out_path, const char *const *chunks, int n_chun
 
 struct media_info {
     int has_video;
-    char vcodec[32];   /* codec name, e.g. "h264" */
+    char vcodec[32]; /* codec name, e.g. "h264" */
     int w, h;
-    int fps_num, fps_den;  /* the stream's average frame rate */
-    int64_t n_frames;      /* counted video packets */
-    int64_t n_keyframes;   /* of those, key frames */
+    int fps_num, fps_den; /* the stream's average frame rate */
+    int64_t n_frames;     /* counted video packets */
+    int64_t n_keyframes;  /* of those, key frames */
     int n_video_streams;
     int has_audio;
-    char acodec[32];       /* e.g. "aac" */
+    char acodec[32]; /* e.g. "aac" */
     int a_rate, a_channels;
-    double a_duration;     /* seconds, from the decoded sample count */
+    double a_duration; /* seconds, from the decoded sample count */
     int n_audio_streams;
 };
 

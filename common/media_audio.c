@@ -20,10 +20,10 @@
  */
 #include "common/media.h"
 
+#include <errno.h>
 #include <libavutil/channel_layout.h>
 #include <libavutil/opt.h>
 #include <libswresample/swresample.h>
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,17 +35,20 @@
 #include "common/xmalloc.h"
 
 #define OUT_RATE MEDIA_AUDIO_RATE
+#define MAX_SECONDS (24 * 3600) /* longer input is refused, not allocated */
+#define MAX_SAMPLES ((int64_t)MAX_SECONDS * OUT_RATE)
+#define PREALLOC_MAX ((int64_t)2 * 3600 * OUT_RATE + OUT_RATE)
 
 struct astream {
     struct media_av_input in;
     SwrContext *swr;
-    int rate, channels;  /* of the input, fixed at the first frame */
-    int64_t n_in;        /* input samples (per channel) decoded so far */
-    int64_t n_out;       /* 16 kHz samples handed to fn */
-    int64_t declared;    /* input samples the container states, or -1 */
-    float *scratch;      /* resampler output block */
+    int rate, channels; /* of the input, fixed at the first frame */
+    int64_t n_in;       /* input samples (per channel) decoded so far */
+    int64_t n_out;      /* 16 kHz samples handed to fn */
+    int64_t declared;   /* input samples the container states, or -1 */
+    float *scratch;     /* resampler output block */
     int scratch_cap;
-    float *held;         /* resampler output beyond the current bound */
+    float *held; /* resampler output beyond the current bound */
     int64_t n_held, held_cap;
     media_audio_chunk_fn *fn;
     void *ctx;
@@ -64,8 +67,8 @@ static int swr_setup(struct astream *s, const AVFrame *fr)
     s->rate = fr->sample_rate;
     s->channels = fr->ch_layout.nb_channels;
     if (s->rate <= 0 || s->channels <= 0)
-        return log_error_rc(ENC_EINVAL, "'%s': bad audio format (%d Hz, %d channels)",
-                            s->in.path, s->rate, s->channels);
+        return log_error_rc(ENC_EINVAL, "'%s': bad audio format (%d Hz, %d channels)", s->in.path,
+                            s->rate, s->channels);
     if (fr->ch_layout.order == AV_CHANNEL_ORDER_UNSPEC)
         av_channel_layout_default(&in_layout, s->channels);
     else if (av_channel_layout_copy(&in_layout, &fr->ch_layout) < 0)
@@ -231,9 +234,11 @@ static int run(struct astream *s)
             s->declared = declared_samples(s);
         }
         if (fr->sample_rate != s->rate || fr->ch_layout.nb_channels != s->channels) {
-            rc = log_error_rc(ENC_EINVAL, "'%s': audio format changes mid-stream (%d Hz x %d "
-                              "-> %d Hz x %d)", s->in.path, s->rate, s->channels,
-                              fr->sample_rate, fr->ch_layout.nb_channels);
+            rc = log_error_rc(ENC_EINVAL,
+                              "'%s': audio format changes mid-stream (%d Hz x %d "
+                              "-> %d Hz x %d)",
+                              s->in.path, s->rate, s->channels, fr->sample_rate,
+                              fr->ch_layout.nb_channels);
             goto done;
         }
         s->n_in += fr->nb_samples;
@@ -300,9 +305,18 @@ int media_audio_stream(const char *path, media_audio_chunk_fn *fn, void *ctx, in
 }
 
 /* media_audio_decode()'s sink: append to one growing buffer. */
+struct sink {
+    struct audio_pcm *pcm;
+    const char *path;
+};
+
 static int append(void *ctx, const float *x, int64_t n)
 {
-    struct audio_pcm *a = ctx;
+    struct sink *k = ctx;
+    struct audio_pcm *a = k->pcm;
+    if (a->n + n > MAX_SAMPLES)
+        return log_error_rc(ENC_EINVAL, "'%s': audio longer than %d hours", k->path,
+                            MAX_SECONDS / 3600);
     if (a->n + n > a->cap) {
         /* Grows in place for large blocks (glibc mremap), no second copy. */
         int64_t cap = a->cap + a->cap / 2;
@@ -318,7 +332,8 @@ static int append(void *ctx, const float *x, int64_t n)
 
 int media_audio_decode(const char *path, struct audio_pcm *out)
 {
-    struct astream s = {.fn = append, .ctx = out, .declared = -1};
+    struct sink k = {.pcm = out, .path = path};
+    struct astream s = {.fn = append, .ctx = &k, .declared = -1};
     memset(out, 0, sizeof *out);
     int rc = media_av_open(&s.in, path, AVMEDIA_TYPE_AUDIO, "audio");
     if (rc < 0)
@@ -328,6 +343,8 @@ int media_audio_decode(const char *path, struct audio_pcm *out)
     int64_t cap = OUT_RATE * 60;
     if (dur != AV_NOPTS_VALUE && dur > 0)
         cap = av_rescale(dur, OUT_RATE, AV_TIME_BASE) + OUT_RATE;
+    if (cap > PREALLOC_MAX) /* a bogus header must not reserve gigabytes */
+        cap = PREALLOC_MAX;
     out->samples = xmalloc((size_t)cap * sizeof *out->samples);
     out->cap = cap;
     rc = run(&s);
@@ -374,13 +391,13 @@ int media_audio_write_wav(const char *path, const float *samples, int64_t n, int
     memcpy(h, "RIFF", 4);
     put_le(h + 4, (uint32_t)(36 + 2 * n), 4);
     memcpy(h + 8, "WAVEfmt ", 8);
-    put_le(h + 16, 16, 4);                   /* fmt chunk size */
-    put_le(h + 20, 1, 2);                    /* PCM */
-    put_le(h + 22, 1, 2);                    /* mono */
+    put_le(h + 16, 16, 4); /* fmt chunk size */
+    put_le(h + 20, 1, 2);  /* PCM */
+    put_le(h + 22, 1, 2);  /* mono */
     put_le(h + 24, (uint32_t)rate, 4);
-    put_le(h + 28, (uint32_t)rate * 2, 4);   /* byte rate */
-    put_le(h + 32, 2, 2);                    /* block align */
-    put_le(h + 34, 16, 2);                   /* bits */
+    put_le(h + 28, (uint32_t)rate * 2, 4); /* byte rate */
+    put_le(h + 32, 2, 2);                  /* block align */
+    put_le(h + 34, 16, 2);                 /* bits */
     memcpy(h + 36, "data", 4);
     put_le(h + 40, (uint32_t)(2 * n), 4);
     int ok = fwrite(h, 1, sizeof h, f) == sizeof h;

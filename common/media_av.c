@@ -96,12 +96,14 @@ int media_av_open(struct media_av_input *in, const char *path, enum AVMediaType 
     ret = avcodec_parameters_to_context(in->dec, in->st->codecpar);
     if (ret >= 0) {
         in->dec->thread_count = 1;
+        if (type == AVMEDIA_TYPE_VIDEO)
+            in->dec->max_pixels = MEDIA_AV_MAX_PIXELS; /* refuse image bombs early */
         in->dec->pkt_timebase = in->st->time_base;
         ret = avcodec_open2(in->dec, codec, NULL);
     }
     if (ret < 0) {
-        rc = log_error_rc(ENC_EINVAL, "'%s': cannot open the %s decoder (%s)", path,
-                          codec->name, media_av_strerror(ret));
+        rc = log_error_rc(ENC_EINVAL, "'%s': cannot open the %s decoder (%s)", path, codec->name,
+                          media_av_strerror(ret));
         goto fail;
     }
     in->pkt = av_packet_alloc();
@@ -123,13 +125,8 @@ int media_av_next_frame(struct media_av_input *in, AVFrame *frame)
             return 1;
         if (ret == AVERROR_EOF)
             return 0;
-        if (ret != AVERROR(EAGAIN)) {
-            /* A decode error on data already sent: count it, go on. */
-            in->n_bad++;
-            if (in->eof_sent)
-                return 0;
-            continue;
-        }
+        if (ret != AVERROR(EAGAIN))
+            in->n_bad++; /* a decode error on data already sent: count it, go on */
         if (in->eof_sent)
             return 0;
         ret = av_read_frame(in->fmt, in->pkt);

@@ -13,6 +13,9 @@
 #include <libavformat/avformat.h>
 #include <libavutil/avutil.h>
 
+/* Largest picture a decoder may allocate (w * h): 100 megapixels. */
+#define MEDIA_AV_MAX_PIXELS 100000000
+
 /* An input file with one opened decoder. */
 struct media_av_input {
     const char *path; /* borrowed, for messages */
@@ -20,8 +23,8 @@ struct media_av_input {
     AVCodecContext *dec;
     AVStream *st;
     AVPacket *pkt;
-    int eof_sent;    /* the decoder was sent the flush packet */
-    int n_bad;       /* packets the decoder refused (corrupt data) */
+    int eof_sent; /* the decoder was sent the flush packet */
+    int n_bad;    /* packets the decoder refused (corrupt data) */
 };
 
 /* media_av_init() routes FFmpeg's log lines to encore's log (debug level)

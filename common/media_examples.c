@@ -145,10 +145,9 @@ static void blend(double *c, const double *col, double a)
 static void make_portrait(struct image_rgb *img)
 {
     const int s = PORTRAIT_SIZE;
-    static const double skin[3] = {224, 172, 138}, hair[3] = {58, 40, 30},
-                        shirt[3] = {46, 84, 128}, white[3] = {245, 243, 238},
-                        iris[3] = {70, 110, 90}, pupil[3] = {15, 12, 10},
-                        lips[3] = {178, 80, 84}, brow[3] = {60, 42, 32};
+    static const double skin[3] = {224, 172, 138}, hair[3] = {58, 40, 30}, shirt[3] = {46, 84, 128},
+                        white[3] = {245, 243, 238}, iris[3] = {70, 110, 90},
+                        pupil[3] = {15, 12, 10}, lips[3] = {178, 80, 84}, brow[3] = {60, 42, 32};
     img->w = img->h = s;
     img->px = xmalloc((size_t)s * s * 3);
     for (int y = 0; y < s; y++) {
@@ -173,8 +172,8 @@ static void make_portrait(struct image_rgb *img)
             blend(c, skin, ellipse(px, py, 367, 245, 18, 34));
             /* Face, shaded towards the sides and the chin. */
             double face = ellipse(px, py, 256, 250, 110, 140);
-            double shade = 1.0 - 0.18 * pow(fabs(px - 256) / 110.0, 2.0) -
-                           0.08 * smoothstep(250, 390, py);
+            double shade =
+                1.0 - 0.18 * pow(fabs(px - 256) / 110.0, 2.0) - 0.08 * smoothstep(250, 390, py);
             double fcol[3] = {skin[0] * shade, skin[1] * shade, skin[2] * shade};
             blend(c, fcol, face);
             /* Fringe over the forehead. */

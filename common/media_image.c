@@ -28,7 +28,7 @@
 #include "common/media_av.h"
 #include "common/xmalloc.h"
 
-#define MAX_SIDE 32768
+#define MAX_SIDE 16384
 
 static int is_image_codec(enum AVCodecID id)
 {
@@ -39,10 +39,8 @@ static int is_image_codec(enum AVCodecID id)
     case AV_CODEC_ID_WEBP:
     case AV_CODEC_ID_BMP:
     case AV_CODEC_ID_TIFF:
-    case AV_CODEC_ID_GIF:
-        return 1;
-    default:
-        return 0;
+    case AV_CODEC_ID_GIF: return 1;
+    default: return 0;
     }
 }
 
@@ -55,9 +53,7 @@ static int convert_exact(const AVFrame *f, uint8_t *rgb)
         const uint8_t *s = f->data[0] + (ptrdiff_t)y * f->linesize[0];
         uint8_t *d = rgb + (size_t)y * w * 3;
         switch (f->format) {
-        case AV_PIX_FMT_RGB24:
-            memcpy(d, s, (size_t)w * 3);
-            break;
+        case AV_PIX_FMT_RGB24: memcpy(d, s, (size_t)w * 3); break;
         case AV_PIX_FMT_RGBA:
             for (int x = 0; x < w; x++)
                 memcpy(d + 3 * x, s + 4 * x, 3);
@@ -97,8 +93,7 @@ static int convert_exact(const AVFrame *f, uint8_t *rgb)
             for (int x = 0; x < w; x++)
                 d[3 * x] = d[3 * x + 1] = d[3 * x + 2] = s[4 * x];
             break;
-        default:
-            return 0;
+        default: return 0;
         }
     }
     return 1;
@@ -106,10 +101,9 @@ static int convert_exact(const AVFrame *f, uint8_t *rgb)
 
 static int convert_sws(const AVFrame *f, uint8_t *rgb, const char *path)
 {
-    struct SwsContext *sws =
-        sws_getContext(f->width, f->height, f->format, f->width, f->height, AV_PIX_FMT_RGB24,
-                       SWS_BICUBIC | SWS_ACCURATE_RND | SWS_FULL_CHR_H_INT | SWS_BITEXACT, NULL,
-                       NULL, NULL);
+    struct SwsContext *sws = sws_getContext(
+        f->width, f->height, f->format, f->width, f->height, AV_PIX_FMT_RGB24,
+        SWS_BICUBIC | SWS_ACCURATE_RND | SWS_FULL_CHR_H_INT | SWS_BITEXACT, NULL, NULL, NULL);
     if (!sws)
         return log_error_rc(ENC_EINVAL, "'%s': cannot convert pixel format %s to RGB", path,
                             av_get_pix_fmt_name(f->format));

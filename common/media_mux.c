@@ -23,12 +23,12 @@
  */
 #include "common/media.h"
 
+#include <errno.h>
 #include <libavutil/audio_fifo.h>
 #include <libavutil/channel_layout.h>
 #include <libavutil/opt.h>
 #include <libswresample/swresample.h>
 #include <libswscale/swscale.h>
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -119,8 +119,8 @@ static int check_chunks(const char *const *chunks, int n_chunks, AVCodecParamete
                                       chunks[i]);
                 else if (pkt->pts != AV_NOPTS_VALUE && pkt->dts != AV_NOPTS_VALUE &&
                          pkt->pts != pkt->dts)
-                    rc = log_error_rc(ENC_EINVAL, "chunk '%s': has reordered (B) frames",
-                                      chunks[i]);
+                    rc =
+                        log_error_rc(ENC_EINVAL, "chunk '%s': has reordered (B) frames", chunks[i]);
                 frames++;
             }
             av_packet_unref(pkt);
@@ -238,8 +238,8 @@ static int asrc_setup_swr(struct asrc *a, const AVFrame *f)
         av_channel_layout_default(&in_layout, f->ch_layout.nb_channels);
     else
         av_channel_layout_copy(&in_layout, &f->ch_layout);
-    ret = swr_alloc_set_opts2(&a->swr, &a->enc->ch_layout, AV_SAMPLE_FMT_FLTP, a->rate,
-                              &in_layout, f->format, f->sample_rate, 0, NULL);
+    ret = swr_alloc_set_opts2(&a->swr, &a->enc->ch_layout, AV_SAMPLE_FMT_FLTP, a->rate, &in_layout,
+                              f->format, f->sample_rate, 0, NULL);
     av_channel_layout_uninit(&in_layout);
     if (ret >= 0)
         ret = swr_init(a->swr);
@@ -257,8 +257,8 @@ static int asrc_convert(struct asrc *a, const AVFrame *f)
     if (cap <= 0)
         return 0;
     uint8_t **buf = NULL;
-    int ret = av_samples_alloc_array_and_samples(&buf, NULL, a->channels, cap,
-                                                 AV_SAMPLE_FMT_FLTP, 0);
+    int ret =
+        av_samples_alloc_array_and_samples(&buf, NULL, a->channels, cap, AV_SAMPLE_FMT_FLTP, 0);
     if (ret < 0)
         return log_error_rc(ENC_ENOMEM, "stitch: audio buffer");
     int got = swr_convert(a->swr, buf, cap, f ? (const uint8_t **)f->extended_data : NULL, n_in);
@@ -445,8 +445,7 @@ int media_mux_stitch(const char *out_path, const char *const *chunks, int n_chun
         }
         int take_video = hv > 0 && (ha <= 0 || av_compare_ts(vpkt->dts, vtb, apkt->dts, atb) <= 0);
         AVPacket *p = take_video ? vpkt : apkt;
-        av_packet_rescale_ts(p, take_video ? vtb : atb, take_video ? vs->time_base
-                                                                   : as->time_base);
+        av_packet_rescale_ts(p, take_video ? vtb : atb, take_video ? vs->time_base : as->time_base);
         p->stream_index = take_video ? vs->index : as->index;
         ret = av_interleaved_write_frame(oc, p);
         if (ret < 0) {
@@ -509,8 +508,7 @@ int media_probe(const char *path, struct media_info *info)
             if (info->n_video_streams++ == 0) {
                 vidx = (int)i;
                 info->has_video = 1;
-                snprintf(info->vcodec, sizeof info->vcodec, "%s",
-                         avcodec_get_name(par->codec_id));
+                snprintf(info->vcodec, sizeof info->vcodec, "%s", avcodec_get_name(par->codec_id));
                 info->w = par->width;
                 info->h = par->height;
                 info->fps_num = st->avg_frame_rate.num;
@@ -519,8 +517,7 @@ int media_probe(const char *path, struct media_info *info)
         } else if (par->codec_type == AVMEDIA_TYPE_AUDIO) {
             if (info->n_audio_streams++ == 0) {
                 info->has_audio = 1;
-                snprintf(info->acodec, sizeof info->acodec, "%s",
-                         avcodec_get_name(par->codec_id));
+                snprintf(info->acodec, sizeof info->acodec, "%s", avcodec_get_name(par->codec_id));
                 info->a_rate = par->sample_rate;
                 info->a_channels = par->ch_layout.nb_channels;
             }
@@ -579,8 +576,7 @@ int media_video_read_frames(const char *path, uint8_t **rgb, int64_t *n, int *w,
         }
         if (!sws)
             sws = sws_getContext(*w, *h, f->format, *w, *h, AV_PIX_FMT_RGB24,
-                                 SWS_BICUBIC | SWS_ACCURATE_RND | SWS_FULL_CHR_H_INT |
-                                     SWS_BITEXACT,
+                                 SWS_BICUBIC | SWS_ACCURATE_RND | SWS_FULL_CHR_H_INT | SWS_BITEXACT,
                                  NULL, NULL, NULL);
         if (!sws) {
             rc = log_error_rc(ENC_EINVAL, "'%s': cannot convert frames to RGB", path);

@@ -212,8 +212,7 @@ static int encode(struct video_chunk_writer *w, AVFrame *frame)
         w->pkt->stream_index = w->st->index;
         ret = av_interleaved_write_frame(w->oc, w->pkt);
         if (ret < 0)
-            return log_error_rc(ENC_EIO, "cannot write '%s': %s", w->path,
-                                media_av_strerror(ret));
+            return log_error_rc(ENC_EIO, "cannot write '%s': %s", w->path, media_av_strerror(ret));
     }
 }
 
@@ -237,8 +236,7 @@ int video_chunk_writer_add_rgb(struct video_chunk_writer *w, const uint8_t *rgb)
     return 0;
 }
 
-int video_chunk_writer_add_f32(struct video_chunk_writer *w, const float *chw,
-                               int64_t plane_stride)
+int video_chunk_writer_add_f32(struct video_chunk_writer *w, const float *chw, int64_t plane_stride)
 {
     if (w->err)
         return w->err;
@@ -261,8 +259,7 @@ int video_chunk_writer_close(struct video_chunk_writer **wp)
     if (rc == 0) {
         int ret = av_write_trailer(w->oc);
         if (ret < 0)
-            rc = log_error_rc(ENC_EIO, "cannot finish '%s': %s", w->path,
-                              media_av_strerror(ret));
+            rc = log_error_rc(ENC_EIO, "cannot finish '%s': %s", w->path, media_av_strerror(ret));
     }
     if (rc == 0 && w->oc->pb) {
         int ret = avio_closep(&w->oc->pb);

@@ -99,6 +99,11 @@ int longloop_run(const struct longloop_params *lp, const struct longloop_audio *
                 feat = own_feat[k];
                 n_tok = own_n[k];
             }
+            if (!feat || n_tok < 1) {
+                rc = log_error_rc(ENC_EINVAL, "longloop: window %lld has no audio features",
+                                  (long long)k);
+                break;
+            }
 
             rc = model(model_ctx, k, x, f, timesteps[s], feat, n_tok, out3);
             if (rc != 0)

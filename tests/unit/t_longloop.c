@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/bf16.h"
 #include "common/err.h"
@@ -13,7 +14,10 @@
 #include "common/noise.h"
 #include "common/plan.h"
 #include "tests/tap.h"
+#include "worker/engine/backend.h"
+#include "worker/engine/checkpoint.h"
 #include "worker/longloop.h"
+#include "worker/models/dit.h"
 #include "worker/models/sampler.h"
 
 enum { CH = 16, DIM = 3 };
@@ -250,8 +254,112 @@ static int run_case(int64_t n_samples, int clip, int ov, int64_t h, int64_t w, i
     return good;
 }
 
+/* wav2vec2-like token count of a slice: (samples - 400)/320 + 1 */
+struct dit_audio {
+    int64_t dim;
+    int calls;
+};
+
+static int dit_audio_cb(void *ctx, int64_t k, const struct plan_window *w, float **feat, int64_t *n)
+{
+    struct dit_audio *da = ctx;
+    da->calls++;
+    *n = (w->audio_end - w->audio_begin - 400) / 320 + 1;
+    *feat = malloc(sizeof(float) * (size_t)(*n * da->dim));
+    noise_fill_normal(5, 1000 + (uint64_t)k, 0, *feat, (size_t)(*n * da->dim));
+    return 0;
+}
+
+/* the loop with a tiny DiT on n threads: final latents (caller frees) */
+static float *run_dit(const char *path, int threads, const struct plan *p, int64_t h, int64_t w,
+                      int *audio_calls)
+{
+    struct backend *be = backend_open("cpu", threads);
+    struct ckpt *ck = NULL;
+    struct dit *d = NULL;
+    float *out = NULL;
+    if (!be || ckpt_open(path, &ck) != 0 || dit_load(be, &ck, 1, NULL, &d) != 0)
+        goto done;
+    const struct dit_config *c = dit_get_config(d);
+    int64_t F = p->frames_per_window, L = p->latent_frames, hw = h * w;
+    float *tneg = malloc(sizeof(float) * (size_t)(5 * c->text_dim));
+    float *tpos = malloc(sizeof(float) * (size_t)(7 * c->text_dim));
+    float *clip = malloc(sizeof(float) * (size_t)(257 * c->clip_dim));
+    float *y = malloc(sizeof(float) * (size_t)(20 * F * hw));
+    float *init = malloc(sizeof(float) * (size_t)(CH * L * hw));
+    noise_fill_normal(1, 1, 0, tneg, (size_t)(5 * c->text_dim));
+    noise_fill_normal(1, 2, 0, tpos, (size_t)(7 * c->text_dim));
+    noise_fill_normal(1, 3, 0, clip, (size_t)(257 * c->clip_dim));
+    noise_fill_normal(1, 4, 0, y, (size_t)(20 * F * hw));
+    longloop_init_latents(11, L, h, w, init);
+    struct dit_job_inputs in = {tneg, 5, tpos, 7, clip, 257, y, F, h, w, (int)(4 * (F - 1) + 1)};
+    struct dit_audio da = {c->audio_dim, 0};
+    struct longloop_audio au = {NULL, NULL, dit_audio_cb, &da};
+    struct longloop_params lp = {p, h, w, 3, 5.0f, 3.0f, BLEND_SCHEME_LOG, NULL, NULL, NULL};
+    out = malloc(sizeof(float) * (size_t)(CH * L * hw));
+    if (longloop_run_dit(d, &in, &lp, &au, init, out) != 0) {
+        free(out);
+        out = NULL;
+    }
+    *audio_calls = da.calls;
+    free(tneg);
+    free(tpos);
+    free(clip);
+    free(y);
+    free(init);
+done:
+    dit_destroy(&d);
+    ckpt_close(&ck);
+    backend_destroy(&be);
+    return out;
+}
+
+/* the exactness invariant for the local loop: 1, 2 and 3 threads agree */
+static void test_dit_threads(void)
+{
+    char dir[] = "/tmp/t_longloop_XXXXXX", path[256];
+    if (!mkdtemp(dir)) {
+        skip(3, "no temp dir");
+        return;
+    }
+    snprintf(path, sizeof(path), "%s/tiny.safetensors", dir);
+    struct dit_tiny_dims dims = {.dim = 32,
+                                 .num_heads = 2,
+                                 .num_layers = 2,
+                                 .ffn_dim = 48,
+                                 .text_dim = 16,
+                                 .clip_dim = 24,
+                                 .audio_dim = 40,
+                                 .vocal_ffn_dim = 48};
+    struct plan p;
+    struct plan_params pp = {17, 3};
+    if (dit_write_tiny(path, 3, &dims) != 0 || plan_make(&p, 29563, &pp) != 0) {
+        skip(3, "no tiny DiT");
+        rmdir(dir);
+        return;
+    }
+    int calls1 = 0, calls2 = 0, calls3 = 0;
+    float *a = run_dit(path, 1, &p, 4, 6, &calls1);
+    float *b = run_dit(path, 2, &p, 4, 6, &calls2);
+    float *c = run_dit(path, 3, &p, 4, 6, &calls3);
+    size_t bytes = sizeof(float) * (size_t)(CH * p.latent_frames * 24);
+    ok(a && b && c, "the loop runs a tiny DiT on 1, 2 and 3 threads");
+    ok(a && b && c && memcmp(a, b, bytes) == 0 && memcmp(a, c, bytes) == 0,
+       "1, 2 and 3 threads give the same final bytes");
+    ok(calls1 == p.n_windows && calls2 == p.n_windows,
+       "audio features computed once per window (%d calls, %lld windows, 3 steps)", calls1,
+       (long long)p.n_windows);
+    free(a);
+    free(b);
+    free(c);
+    plan_release(&p);
+    unlink(path);
+    rmdir(dir);
+}
+
 int main(void)
 {
+    log_set_level(LOG_LEVEL_ERROR);
     /* the fixture's shape: 29563 samples, C 17 (F 5), O 3, 4 steps, 6x8 */
     ok(run_case(29563, 17, 3, 6, 8, 4, BLEND_SCHEME_UNIFORM, 0, NULL),
        "fixture shape, uniform: equals the reference (final and every step)");
@@ -330,6 +438,11 @@ int main(void)
     struct longloop_audio none = {NULL, NULL, NULL, NULL};
     is_int(longloop_run(&lp, &none, fake_model, &(int64_t){4}, init, out), ENC_EINVAL,
            "no audio source is an error");
+    int64_t zero_tok[8] = {0};
+    const float *no_feat[8] = {NULL};
+    struct longloop_audio empty = {no_feat, zero_tok, NULL, NULL};
+    is_int(longloop_run(&lp, &empty, fake_model, &(int64_t){4}, init, out), ENC_EINVAL,
+           "a window without audio features is an error");
     /* out may alias init */
     float *init2 = malloc(sizeof(float) * (size_t)n_state);
     for (int64_t i = 0; i < n_state; i++)
@@ -338,6 +451,7 @@ int main(void)
     is_int(longloop_run(&lp, &au, fake_model, &(int64_t){4}, init2, init2), 0, "runs in place");
     ok(memcmp(out, init2, sizeof(float) * (size_t)n_state) == 0, "in place gives the same bytes");
     log_set_sink(NULL, NULL);
+    test_dit_threads();
     free(init);
     free(init2);
     free(out);

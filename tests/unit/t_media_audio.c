@@ -91,7 +91,8 @@ static void test_formats(void)
     };
     const char *src = mt_path("src.wav");
     mt_ffmpeg("-f lavfi -i 'aevalsrc=0.5*sin(2*PI*440*t)|0.5*sin(2*PI*440*t):s=44100:d=2' "
-              "-c:a pcm_s16le %s", src);
+              "-c:a pcm_s16le %s",
+              src);
     for (size_t i = 0; i < sizeof fmts / sizeof fmts[0]; i++) {
         const char *path = mt_path(fmts[i].name);
         if (i == 0)
@@ -122,7 +123,8 @@ static void test_exact_and_lengths(void)
     /* 16 kHz mono s16 WAV: no resampling, samples are s16 / 32768 exactly. */
     const char *w16 = mt_path("m16.wav");
     mt_ffmpeg("-f lavfi -i 'aevalsrc=0.3*sin(2*PI*1000*t)+0.2*sin(2*PI*123*t):s=16000:d=1.5' "
-              "-c:a pcm_s16le %s", w16);
+              "-c:a pcm_s16le %s",
+              w16);
     struct audio_pcm a;
     is_int(media_audio_decode(w16, &a), 0, "16 kHz mono WAV decodes");
     FILE *f = fopen(w16, "rb");
@@ -151,8 +153,7 @@ static void test_exact_and_lengths(void)
 
     /* An odd length at 44.1 kHz: ceil(54441 * 16000 / 44100) = 19752. */
     const char *odd = mt_path("odd.wav");
-    mt_ffmpeg("-f lavfi -i 'sine=f=300:sample_rate=44100:d=2' -af atrim=end_sample=54441 %s",
-              odd);
+    mt_ffmpeg("-f lavfi -i 'sine=f=300:sample_rate=44100:d=2' -af atrim=end_sample=54441 %s", odd);
     is_int(media_audio_decode(odd, &a), 0, "odd-length WAV decodes");
     is_int(a.n, 19752, "length is ceil(n_in * 16000 / 44100), as librosa");
     audio_pcm_release(&a);
@@ -174,7 +175,8 @@ static void test_stereo_and_band(void)
     /* L = x, R = -x: the average is silence. */
     const char *anti = mt_path("anti.wav");
     mt_ffmpeg("-f lavfi -i 'aevalsrc=0.5*sin(2*PI*440*t)|-0.5*sin(2*PI*440*t):s=44100:d=1' "
-              "-c:a pcm_f32le %s", anti);
+              "-c:a pcm_f32le %s",
+              anti);
     is_int(media_audio_decode(anti, &a), 0, "anti-phase stereo decodes");
     ok(a.n > 0 && peak(a.samples, 0, a.n) < 1e-6, "L = -R averages to silence (peak %.2g)",
        a.n > 0 ? peak(a.samples, 0, a.n) : -1.0);
@@ -182,7 +184,8 @@ static void test_stereo_and_band(void)
     /* L = 0.6 sin 300, R = 0.2 sin 700: mono has 0.3 at 300 Hz, 0.1 at 700 Hz. */
     const char *two = mt_path("two.wav");
     mt_ffmpeg("-f lavfi -i 'aevalsrc=0.6*sin(2*PI*300*t)|0.2*sin(2*PI*700*t):s=44100:d=1' "
-              "-c:a pcm_f32le %s", two);
+              "-c:a pcm_f32le %s",
+              two);
     is_int(media_audio_decode(two, &a), 0, "two-tone stereo decodes");
     is_near(tone_amp(a.samples, 2000, 14000, 300), 0.3, 0.002, "left channel averaged in (0.3)");
     is_near(tone_amp(a.samples, 2000, 14000, 700), 0.1, 0.002, "right channel averaged in (0.1)");
@@ -190,7 +193,8 @@ static void test_stereo_and_band(void)
     /* Pass band and stop band of the 44.1k -> 16k resampler. */
     const char *band = mt_path("band.wav");
     mt_ffmpeg("-f lavfi -i 'aevalsrc=0.4*sin(2*PI*6000*t)+0.4*sin(2*PI*10000*t):s=44100:d=1' "
-              "-c:a pcm_f32le %s", band);
+              "-c:a pcm_f32le %s",
+              band);
     is_int(media_audio_decode(band, &a), 0, "two-tone band test decodes");
     double pass = tone_amp(a.samples, 2000, 14000, 6000);
     /* 10 kHz folds to 6 kHz at 16 kHz: any alias lands on 6000 too, so test

@@ -59,8 +59,8 @@ static void test_coeffs(void)
 
 static void test_constant_and_ramp(void)
 {
-    static const int sizes[][4] = {{37, 23, 512, 300}, {13, 7, 5, 3}, {100, 80, 33, 80},
-                                   {64, 64, 64, 200}};
+    static const int sizes[][4] = {
+        {37, 23, 512, 300}, {13, 7, 5, 3}, {100, 80, 33, 80}, {64, 64, 64, 200}};
     int good = 1;
     for (int s = 0; s < 4; s++) {
         int sw = sizes[s][0], sh = sizes[s][1], dw = sizes[s][2], dh = sizes[s][3];
@@ -123,23 +123,22 @@ static void test_constant_and_ramp(void)
  * fixed-point rounding and clip8 saturation. */
 static void test_pillow_goldens(void)
 {
-    static const uint8_t src4[48] = {
-        31,  48,  152, 201, 113, 39,  41,  31,  63,  112, 250, 222, 62,  244, 162, 134,
-        48,  248, 90,  11,  69,  195, 75,  134, 192, 146, 79,  19,  253, 111, 48,  156,
-        234, 82,  21,  18,  204, 231, 236, 36,  233, 82,  240, 64,  236, 221, 216, 35};
+    static const uint8_t src4[48] = {31,  48,  152, 201, 113, 39,  41,  31,  63,  112, 250, 222,
+                                     62,  244, 162, 134, 48,  248, 90,  11,  69,  195, 75,  134,
+                                     192, 146, 79,  19,  253, 111, 48,  156, 234, 82,  21,  18,
+                                     204, 231, 236, 36,  233, 82,  240, 64,  236, 221, 216, 35};
     static const uint8_t want2[12] = {99, 108, 135, 108, 88, 124, 113, 203, 152, 134, 116, 124};
-    static const uint8_t src4b[48] = {
-        165, 238, 191, 208, 37,  197, 187, 220, 18,  177, 201, 214, 32,  237, 131, 229,
-        43,  161, 112, 35,  222, 33,  184, 169, 179, 237, 184, 109, 167, 154, 148, 166,
-        80,  143, 137, 226, 79,  55,  209, 238, 137, 73,  42,  52,  68,  8,   250, 246};
+    static const uint8_t src4b[48] = {165, 238, 191, 208, 37,  197, 187, 220, 18,  177, 201, 214,
+                                      32,  237, 131, 229, 43,  161, 112, 35,  222, 33,  184, 169,
+                                      179, 237, 184, 109, 167, 154, 148, 166, 80,  143, 137, 226,
+                                      79,  55,  209, 238, 137, 73,  42,  52,  68,  8,   250, 246};
     static const uint8_t want6[108] = {
-        171, 251, 195, 190, 132, 208, 207, 49,  174, 195, 208, 16,  188, 228, 105, 186,
-        200, 231, 85,  251, 158, 160, 136, 173, 224, 31,  174, 163, 108, 126, 120, 168,
-        155, 100, 201, 194, 32,  251, 132, 130, 155, 143, 213, 44,  168, 132, 33,  213,
-        68,  111, 198, 35,  185, 171, 169, 254, 177, 141, 203, 171, 118, 149, 150, 145,
-        155, 100, 144, 145, 159, 135, 135, 226, 133, 140, 206, 156, 152, 161, 163, 153,
-        98,  104, 114, 60,  81,  154, 155, 77,  195, 250, 61,  37,  220, 166, 92,  143,
-        231, 127, 57,  64,  44,  55,  3,   152, 163, 0,   255, 255};
+        171, 251, 195, 190, 132, 208, 207, 49,  174, 195, 208, 16,  188, 228, 105, 186, 200, 231,
+        85,  251, 158, 160, 136, 173, 224, 31,  174, 163, 108, 126, 120, 168, 155, 100, 201, 194,
+        32,  251, 132, 130, 155, 143, 213, 44,  168, 132, 33,  213, 68,  111, 198, 35,  185, 171,
+        169, 254, 177, 141, 203, 171, 118, 149, 150, 145, 155, 100, 144, 145, 159, 135, 135, 226,
+        133, 140, 206, 156, 152, 161, 163, 153, 98,  104, 114, 60,  81,  154, 155, 77,  195, 250,
+        61,  37,  220, 166, 92,  143, 231, 127, 57,  64,  44,  55,  3,   152, 163, 0,   255, 255};
     uint8_t out2[12], out6[108];
     image_resize_pil(src4, 4, 4, 3, out2, 2, 2);
     ok(memcmp(out2, want2, sizeof want2) == 0, "4x4 -> 2x2 equals Pillow byte for byte");
@@ -308,6 +307,50 @@ static void test_errors(void)
     image_rgb_release(&ref);
 }
 
+static uint32_t crc32_png(const uint8_t *p, size_t n)
+{
+    uint32_t c = 0xffffffffu;
+    for (size_t i = 0; i < n; i++) {
+        c ^= p[i];
+        for (int k = 0; k < 8; k++)
+            c = (c >> 1) ^ (0xedb88320u & (0u - (c & 1)));
+    }
+    return ~c;
+}
+
+static void put_chunk(FILE *f, const char *type, const uint8_t *data, uint32_t n)
+{
+    uint8_t buf[64];
+    uint8_t len[4] = {(uint8_t)(n >> 24), (uint8_t)(n >> 16), (uint8_t)(n >> 8), (uint8_t)n};
+    memcpy(buf, type, 4);
+    if (n)
+        memcpy(buf + 4, data, n);
+    uint32_t c = crc32_png(buf, 4 + n);
+    uint8_t crc[4] = {(uint8_t)(c >> 24), (uint8_t)(c >> 16), (uint8_t)(c >> 8), (uint8_t)c};
+    fwrite(len, 1, 4, f);
+    fwrite(buf, 1, 4 + n, f);
+    fwrite(crc, 1, 4, f);
+}
+
+/* A PNG header claiming 30000 x 30000 RGB (2.7 GB of pixels) with a few
+ * bytes of data must be refused before anything that size is allocated. */
+static void test_image_bomb(void)
+{
+    const char *path = mt_path("bomb.png");
+    FILE *f = fopen(path, "wb");
+    static const uint8_t sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    uint8_t ihdr[13] = {0, 0, 0x75, 0x30, 0, 0, 0x75, 0x30, 8, 2, 0, 0, 0};
+    static const uint8_t idat[11] = {0x78, 0x9c, 0x63, 0x60, 0x18, 0x05, 0xa3, 0x60, 0x14, 0, 0};
+    fwrite(sig, 1, 8, f);
+    put_chunk(f, "IHDR", ihdr, 13);
+    put_chunk(f, "IDAT", idat, 11);
+    put_chunk(f, "IEND", NULL, 0);
+    fclose(f);
+    struct image_rgb img;
+    is_int(media_image_decode(path, &img), ENC_EINVAL, "30000x30000 PNG header -> ENC_EINVAL");
+    ok(mt_error_names(path), "error names the file: %s", mt_last_error);
+}
+
 int main(void)
 {
     mt_setup("image");
@@ -317,6 +360,7 @@ int main(void)
     test_pillow_goldens();
     test_decode();
     test_errors();
+    test_image_bomb();
     mt_cleanup();
     return done_testing();
 }

@@ -103,15 +103,15 @@ static void test_chunks_and_stitch(void)
     ok(system(cmd) == 0, "re-encoding a chunk gives identical bytes");
 
     mt_ffmpeg("-f lavfi -i 'aevalsrc=0.4*sin(2*PI*330*t)|0.4*sin(2*PI*331*t):s=44100:d=2' "
-              "-c:a pcm_s16le %s", audio);
+              "-c:a pcm_s16le %s",
+              audio);
     const char *chunks[2] = {c0, c1};
     is_int(media_mux_stitch(out, chunks, 2, audio, T, 25), 0, "stitch 2 chunks + audio");
     ok(access(mt_path("out.mp4.part"), F_OK) != 0, "no .part file left behind");
     is_int(media_probe(out, &mi), 0, "probe out.mp4");
     ok(mi.n_video_streams == 1 && strcmp(mi.vcodec, "h264") == 0 && mi.w == W && mi.h == H,
        "one H.264 stream %dx%d", mi.w, mi.h);
-    ok(mi.fps_num == 25 * mi.fps_den && mi.fps_den > 0, "25 fps (%d/%d)", mi.fps_num,
-       mi.fps_den);
+    ok(mi.fps_num == 25 * mi.fps_den && mi.fps_den > 0, "25 fps (%d/%d)", mi.fps_num, mi.fps_den);
     is_int(mi.n_frames, T, "exactly 4(L-1)+1 = 17 frames");
     is_int(mi.n_keyframes, 2, "a key frame at each chunk start");
     ok(mi.n_audio_streams == 1 && strcmp(mi.acodec, "aac") == 0 && mi.a_rate == 44100 &&
@@ -189,8 +189,8 @@ static void test_chunks_and_stitch(void)
     mt_ffmpeg("-f lavfi -i 'sine=f=200:sample_rate=16000:d=0.2' %s", short_wav);
     is_int(media_mux_stitch(padded, chunks, 2, short_wav, 0, 25), 0, "stitch with short audio");
     media_probe(padded, &mi);
-    ok(mi.a_rate == 16000 && mi.a_channels == 1, "16 kHz mono audio kept as is (%d x%d)",
-       mi.a_rate, mi.a_channels);
+    ok(mi.a_rate == 16000 && mi.a_channels == 1, "16 kHz mono audio kept as is (%d x%d)", mi.a_rate,
+       mi.a_channels);
     is_near(mi.a_duration, T / 25.0, 1 / 25.0, "short audio padded to the video (%.4f)",
             mi.a_duration);
     const char *silent = mt_path("silent.mp4");
