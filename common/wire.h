@@ -63,6 +63,7 @@ enum wire_dtype {
 enum wire_fail_reason {
     WIRE_FAIL_CACHE_MISS = 1, /* worker lacks the base step: resend the whole window */
     WIRE_FAIL_ERROR = 2,      /* the task failed on this worker */
+    WIRE_FAIL_BUSY = 3,       /* the worker cannot take it now: requeue elsewhere */
 };
 
 /* A tensor frame. Received frames point into memory owned by the message

@@ -238,8 +238,11 @@ static void on_result(struct coordinator *c, struct sched_worker *w, const uint8
     }
     struct sched_job *j = t.job;
     if (failed) {
-        if (m->u.task_failed.reason == WIRE_FAIL_CACHE_MISS) {
+        if (m->u.task_failed.reason == WIRE_FAIL_CACHE_MISS ||
+            m->u.task_failed.reason == WIRE_FAIL_BUSY) {
             j->win[t.k].last_worker = 0;
+            if (m->u.task_failed.reason == WIRE_FAIL_BUSY)
+                sched_worker_credit(c->sched, w, -1); /* it had no room for it */
         } else {
             log_warn("job %llu window %lld step %d failed on '%s': %s",
                      (unsigned long long)j->row.id, (long long)t.k, t.step, w->name,

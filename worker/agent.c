@@ -342,6 +342,8 @@ static void on_message(struct agent *a, struct wire_msg *m)
     a->last_heard = now_ms();
     switch (m->kind) {
     case WIRE_HELLO_ACK:
+        if (a->state != ST_HELLO_SENT)
+            break; /* a reply to a hello repeated while the coordinator was away */
         a->state = ST_READY;
         a->session++;
         a->backoff_ms = 100;
@@ -372,7 +374,15 @@ static void on_message(struct agent *a, struct wire_msg *m)
         }
         pthread_mutex_unlock(&a->mu);
         if (copy) {
-            log_warn("task queue full: dropping task %llu", (unsigned long long)copy->u.task.task_id);
+            /* More tasks than credits granted: hand it straight back. */
+            struct wire_msg f;
+            wire_msg_init(&f, WIRE_TASK_FAILED);
+            f.u.task_failed.ref = (struct wire_task_ref){copy->u.task.job_id,
+                                                         copy->u.task.task_id,
+                                                         copy->u.task.attempt};
+            f.u.task_failed.reason = WIRE_FAIL_BUSY;
+            snprintf(f.u.task_failed.message, sizeof f.u.task_failed.message, "queue full");
+            wire_send(a->sock, NULL, 0, &f);
             wire_msg_release(copy);
             free(copy);
         }
