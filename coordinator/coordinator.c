@@ -195,8 +195,9 @@ static void on_hello(struct coordinator *c, const uint8_t *rid, size_t rid_len,
     o->m.u.hello_ack.lease_ms = (uint32_t)c->o.lease_ms;
 }
 
-static void on_result(struct coordinator *c, struct sched_worker *w, const uint8_t *rid,
-                      size_t rid_len, const struct wire_msg *m, int failed)
+static enum sched_verdict on_result(struct coordinator *c, struct sched_worker *w,
+                                    const uint8_t *rid, size_t rid_len, const struct wire_msg *m,
+                                    int failed)
 {
     struct sched_ref r;
     struct sched_task t;
@@ -210,16 +211,16 @@ static void on_result(struct coordinator *c, struct sched_worker *w, const uint8
     case SCHED_UNKNOWN_JOB:
         reply_error(c, rid, rid_len, m->request_id, ENC_EINVAL, "unknown job %llu",
                     (unsigned long long)r.job_id);
-        return;
+        return v;
     case SCHED_UNKNOWN_TASK:
         reply_error(c, rid, rid_len, m->request_id, ENC_EINVAL, "unknown task %llu of job %llu",
                     (unsigned long long)r.task_id, (unsigned long long)r.job_id);
-        return;
+        return v;
     case SCHED_NOT_HELD:
         reply_error(c, rid, rid_len, m->request_id, ENC_EINVAL,
                     "task %llu of job %llu (attempt %u) is not held by this worker",
                     (unsigned long long)r.task_id, (unsigned long long)r.job_id, r.attempt);
-        return;
+        return v;
     case SCHED_STALE: {
         c->st.stale++;
         t.job->row.stale_results++;
@@ -231,7 +232,7 @@ static void on_result(struct coordinator *c, struct sched_worker *w, const uint8
             o->m.u.result_ack.accepted = 0;
             snprintf(o->m.u.result_ack.reason, sizeof o->m.u.result_ack.reason, "stale");
         }
-        return;
+        return v;
     }
     case SCHED_OK:
         break;
@@ -255,11 +256,11 @@ static void on_result(struct coordinator *c, struct sched_worker *w, const uint8
                 snprintf(j->row.state, sizeof j->row.state, "failed");
                 j->row.finished_at = now_wall();
                 hook_job(c, j);
-                return;
+                return v;
             }
         }
         sched_requeue(c->sched, &t);
-        return;
+        return v;
     }
     const struct sched_window *win = &j->win[t.k];
     const struct wire_tensor *tt = &m->tensors[0];
@@ -272,7 +273,7 @@ static void on_result(struct coordinator *c, struct sched_worker *w, const uint8
                     (unsigned long long)r.job_id, (unsigned long long)r.task_id,
                     (long long)win->len, (long long)j->h, (long long)j->w);
         sched_requeue(c->sched, &t);
-        return;
+        return v;
     }
     sched_accept(c->sched, &t, tt->data, w->id);
     c->st.results++;
@@ -281,6 +282,7 @@ static void on_result(struct coordinator *c, struct sched_worker *w, const uint8
     struct outmsg *o = reply(c, rid, rid_len, WIRE_RESULT_ACK, m->request_id);
     o->m.u.result_ack.ref = m->u.result;
     o->m.u.result_ack.accepted = 1;
+    return v;
 }
 
 static void on_submit(struct coordinator *c, const uint8_t *rid, size_t rid_len,
@@ -498,8 +500,8 @@ static void handle(struct coordinator *c, const uint8_t *rid, size_t rid_len,
         break;
     case WIRE_RESULT:
     case WIRE_TASK_FAILED:
-        on_result(c, w, rid, rid_len, m, m->kind == WIRE_TASK_FAILED);
-        if (!w)
+        /* A late result from a worker we no longer know: tell it to say hello. */
+        if (on_result(c, w, rid, rid_len, m, m->kind == WIRE_TASK_FAILED) == SCHED_STALE && !w)
             reply(c, rid, rid_len, WIRE_RESET, m->request_id);
         break;
     case WIRE_BYE:
