@@ -13,7 +13,7 @@ done
 check "status --json has a state field" sh -c "'$BIN/encore' --coordinator '$EP' status --json | grep -q '\"state\":\"done\"'"
 check "workers --json lists 3 workers" sh -c "[ \$('$BIN/encore' --coordinator '$EP' workers --json | grep -o '\"backend\":\"sim\"' | wc -l) -eq 3 ]"
 # Priorities: with one busy farm, a later high-priority job finishes first.
-lo=$(submit --steps 6)
+lo=$(submit --steps 60) # long enough to be still running when hi arrives
 hi=$(submit --steps 6 --priority 10)
 check "high priority job done" wait_state "$hi" done 60
 check "low priority job done" wait_state "$lo" done 60
