@@ -53,6 +53,8 @@ const char *wire_kind_name(enum wire_kind k)
     case WIRE_WORKERS_REPLY: return "workers_reply";
     case WIRE_GET_LATENTS: return "get_latents";
     case WIRE_LATENTS: return "latents";
+    case WIRE_GET_OUTPUT: return "get_output";
+    case WIRE_OUTPUT: return "output";
     case WIRE_NONE: break;
     }
     return "none";
@@ -60,7 +62,7 @@ const char *wire_kind_name(enum wire_kind k)
 
 size_t wire_dtype_size(enum wire_dtype d)
 {
-    return d == WIRE_DTYPE_F32 ? 4 : d == WIRE_DTYPE_BF16 ? 2 : 0;
+    return d == WIRE_DTYPE_F32 ? 4 : d == WIRE_DTYPE_BF16 ? 2 : d == WIRE_DTYPE_U8 ? 1 : 0;
 }
 
 void wire_msg_init(struct wire_msg *m, enum wire_kind kind)
@@ -129,6 +131,8 @@ static void params_to_pb(const struct wire_job_params *p, Encore__JobParams *o)
     o->negative = (char *)p->negative;
     o->audio_path = (char *)p->audio_path;
     o->image_path = (char *)p->image_path;
+    o->audio_blob = (char *)p->audio_blob;
+    o->image_blob = (char *)p->image_blob;
 }
 
 /* Scratch the encoder needs beyond the stack structs, freed after packing. */
@@ -174,6 +178,8 @@ int wire_encode(const struct wire_msg *m, uint8_t **buf, size_t *len)
     Encore__WorkersReply workers_reply;
     Encore__GetLatents get_latents;
     Encore__LatentsReply latents;
+    Encore__GetOutput get_output;
+    Encore__OutputReply output;
     char *models[WIRE_MAX_MODELS];
     struct enc_scratch sc = {.n = 0};
     int rc = 0;
@@ -183,8 +189,9 @@ int wire_encode(const struct wire_msg *m, uint8_t **buf, size_t *len)
     env.request_id = m->request_id;
     for (int i = 0; i < m->n_tensors; i++) {
         encore__tensor_desc__init(&td[i]);
-        td[i].dtype = m->tensors[i].dtype == WIRE_DTYPE_F32 ? ENCORE__DTYPE__DTYPE_F32
-                                                            : ENCORE__DTYPE__DTYPE_BF16;
+        td[i].dtype = m->tensors[i].dtype == WIRE_DTYPE_F32  ? ENCORE__DTYPE__DTYPE_F32
+                      : m->tensors[i].dtype == WIRE_DTYPE_U8 ? ENCORE__DTYPE__DTYPE_U8
+                                                             : ENCORE__DTYPE__DTYPE_BF16;
         td[i].n_shape = (size_t)m->tensors[i].ndim;
         td[i].shape = (int64_t *)m->tensors[i].shape;
         tdp[i] = &td[i];
@@ -241,6 +248,9 @@ int wire_encode(const struct wire_msg *m, uint8_t **buf, size_t *len)
         task.base_step = m->u.task.base_step;
         task.n_sent = (size_t)m->u.task.n_sent;
         task.sent = m->u.task.sent;
+        task.kind = m->u.task.kind;
+        task.first = m->u.task.first;
+        task.prepared = m->u.task.prepared != 0;
         env.task = &task;
         break;
     case WIRE_RESULT:
@@ -338,6 +348,9 @@ int wire_encode(const struct wire_msg *m, uint8_t **buf, size_t *len)
             ji[i].window_steps = j->window_steps;
             ji[i].bytes_sent = j->bytes_sent;
             ji[i].bytes_full = j->bytes_full;
+            ji[i].segments = j->segments;
+            ji[i].segments_done = j->segments_done;
+            ji[i].prepared = j->prepared != 0;
             jp[i] = &ji[i];
         }
         status_reply.n_jobs = (size_t)n;
@@ -402,6 +415,16 @@ int wire_encode(const struct wire_msg *m, uint8_t **buf, size_t *len)
         latents.job_id = m->u.latents.job_id;
         env.latents = &latents;
         break;
+    case WIRE_GET_OUTPUT:
+        encore__get_output__init(&get_output);
+        get_output.job_id = m->u.get_output.job_id;
+        env.get_output = &get_output;
+        break;
+    case WIRE_OUTPUT:
+        encore__output_reply__init(&output);
+        output.job_id = m->u.output.job_id;
+        env.output = &output;
+        break;
     case WIRE_NONE:
     default:
         rc = log_error_rc(ENC_EINVAL, "wire: cannot encode a message of kind %d", (int)m->kind);
@@ -461,6 +484,8 @@ static int params_from_pb(const Encore__JobParams *o, struct wire_job_params *p,
     COPY(p->negative, o->negative, "negative");
     COPY(p->audio_path, o->audio_path, "audio_path");
     COPY(p->image_path, o->image_path, "image_path");
+    COPY(p->audio_blob, o->audio_blob, "audio_blob");
+    COPY(p->image_blob, o->image_blob, "image_blob");
     p->n_samples = o->n_samples;
     p->clip_frames = o->clip_frames;
     p->overlap = o->overlap;
@@ -507,7 +532,8 @@ int wire_decode(const uint8_t *buf, size_t len, const struct wire_limits *limits
     for (size_t i = 0; i < env->n_tensors; i++) {
         const Encore__TensorDesc *d = env->tensors[i];
         struct wire_tensor *t = &m->tensors[i];
-        if (d->dtype != ENCORE__DTYPE__DTYPE_F32 && d->dtype != ENCORE__DTYPE__DTYPE_BF16) {
+        if (d->dtype != ENCORE__DTYPE__DTYPE_F32 && d->dtype != ENCORE__DTYPE__DTYPE_BF16 &&
+            d->dtype != ENCORE__DTYPE__DTYPE_U8) {
             snprintf(err, errlen, "tensor %zu has unknown dtype %d", i, (int)d->dtype);
             goto bad;
         }
@@ -516,7 +542,9 @@ int wire_decode(const uint8_t *buf, size_t len, const struct wire_limits *limits
                      d->n_shape);
             goto bad;
         }
-        t->dtype = d->dtype == ENCORE__DTYPE__DTYPE_F32 ? WIRE_DTYPE_F32 : WIRE_DTYPE_BF16;
+        t->dtype = d->dtype == ENCORE__DTYPE__DTYPE_F32  ? WIRE_DTYPE_F32
+                   : d->dtype == ENCORE__DTYPE__DTYPE_U8 ? WIRE_DTYPE_U8
+                                                         : WIRE_DTYPE_BF16;
         t->ndim = (int)d->n_shape;
         int64_t bytes = (int64_t)wire_dtype_size(t->dtype);
         for (size_t k = 0; k < d->n_shape; k++) {
@@ -574,6 +602,9 @@ int wire_decode(const uint8_t *buf, size_t len, const struct wire_limits *limits
         m->u.task.start = t->start;
         m->u.task.len = t->len;
         m->u.task.base_step = t->base_step;
+        m->u.task.kind = t->kind;
+        m->u.task.first = t->first;
+        m->u.task.prepared = t->prepared;
         if (params_from_pb(t->params, &m->u.task.params, err, errlen))
             goto bad;
         if (t->n_sent > 4096) {
@@ -673,6 +704,9 @@ int wire_decode(const uint8_t *buf, size_t len, const struct wire_limits *limits
             j->finished_at = s->finished_at;
             j->bytes_sent = s->bytes_sent;
             j->bytes_full = s->bytes_full;
+            j->segments = s->segments;
+            j->segments_done = s->segments_done;
+            j->prepared = s->prepared;
             j->n_window_steps = (int)s->n_window_steps;
             j->window_steps = xmalloc(sizeof(int32_t) * (s->n_window_steps + 1));
             if (s->n_window_steps)
@@ -723,6 +757,14 @@ int wire_decode(const uint8_t *buf, size_t len, const struct wire_limits *limits
     case ENCORE__ENVELOPE__BODY_LATENTS:
         NEED(env->latents, "latents");
         m->u.latents.job_id = env->latents->job_id;
+        break;
+    case ENCORE__ENVELOPE__BODY_GET_OUTPUT:
+        NEED(env->get_output, "get_output");
+        m->u.get_output.job_id = env->get_output->job_id;
+        break;
+    case ENCORE__ENVELOPE__BODY_OUTPUT:
+        NEED(env->output, "output");
+        m->u.output.job_id = env->output->job_id;
         break;
     case ENCORE__ENVELOPE__BODY__NOT_SET:
     default:

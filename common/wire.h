@@ -28,6 +28,7 @@
 #define WIRE_TEXT_MAX 1024
 #define WIRE_MAX_MODELS 8
 #define WIRE_ERR_MAX 256
+#define WIRE_HASH_MAX 65 /* sha256 in hex + NUL */
 
 enum wire_kind {
     WIRE_NONE = 0,
@@ -53,17 +54,28 @@ enum wire_kind {
     WIRE_WORKERS_REPLY = 37,
     WIRE_GET_LATENTS = 38,
     WIRE_LATENTS = 39,
+    WIRE_GET_OUTPUT = 40,
+    WIRE_OUTPUT = 41,
+};
+
+/* Task kinds (DESIGN 3): one prepare per job, denoise(window, step), decode(segment). */
+enum wire_task_kind {
+    WIRE_TASK_DENOISE = 0,
+    WIRE_TASK_PREPARE = 1,
+    WIRE_TASK_DECODE = 2,
 };
 
 enum wire_dtype {
     WIRE_DTYPE_F32 = 1,
     WIRE_DTYPE_BF16 = 2,
+    WIRE_DTYPE_U8 = 3, /* raw bytes: files */
 };
 
 enum wire_fail_reason {
     WIRE_FAIL_CACHE_MISS = 1, /* worker lacks the base step: resend the whole window */
     WIRE_FAIL_ERROR = 2,      /* the task failed on this worker */
     WIRE_FAIL_BUSY = 3,       /* the worker cannot take it now: requeue elsewhere */
+    WIRE_FAIL_INPUT = 4,      /* the job's input is bad (audio, image): fail the job */
 };
 
 /* A tensor frame. Received frames point into memory owned by the message
@@ -85,6 +97,7 @@ struct wire_job_params {
     float text_scale, audio_scale;
     char prompt[WIRE_TEXT_MAX], negative[WIRE_TEXT_MAX];
     char audio_path[WIRE_TEXT_MAX], image_path[WIRE_TEXT_MAX];
+    char audio_blob[WIRE_HASH_MAX], image_blob[WIRE_HASH_MAX]; /* blob hashes, or "" */
 };
 
 struct wire_hello {
@@ -104,6 +117,9 @@ struct wire_task {
     int base_step;   /* -1: the tensor holds the whole window */
     int n_sent;      /* frames in the tensor */
     int32_t *sent;   /* [n_sent] window-local frame indices; owned by the message */
+    int kind;        /* enum wire_task_kind; decode: window = segment, [start, start+len) */
+    int64_t first;   /* decode: first latent frame in tensor 0 (warm-up included) */
+    int prepared;    /* denoise: the last tensor is the prepared blob (u8) */
 };
 
 struct wire_task_ref {
@@ -120,6 +136,8 @@ struct wire_job_info {
     int64_t stale_results, requeued, bytes_sent, bytes_full;
     double created_at, started_at, finished_at;
     char error[WIRE_ERR_MAX];
+    int64_t segments, segments_done;
+    int prepared;
     int n_window_steps;
     int32_t *window_steps; /* [n_window_steps], owned by the message */
 };
@@ -160,6 +178,8 @@ struct wire_msg {
         struct { int n_workers; struct wire_worker_info *workers; } workers_reply;
         struct { uint64_t job_id; } get_latents;
         struct { uint64_t job_id; } latents;
+        struct { uint64_t job_id; } get_output;
+        struct { uint64_t job_id; } output;
     } u;
     int n_tensors;
     struct wire_tensor tensors[WIRE_MAX_TENSORS];
@@ -177,7 +197,7 @@ void wire_limits_default(struct wire_limits *l);
 /* wire_kind_name() names a kind ("task", "result", ...); never NULL. */
 const char *wire_kind_name(enum wire_kind k);
 
-/* wire_dtype_size() is 4 for f32, 2 for bf16, 0 otherwise. */
+/* wire_dtype_size() is 4 for f32, 2 for bf16, 1 for u8, 0 otherwise. */
 size_t wire_dtype_size(enum wire_dtype d);
 
 /* wire_msg_init() zeroes m (kind NONE); wire_msg_release() frees what a

@@ -90,11 +90,22 @@ static void heap_pop(struct queue *q)
         q->e[i] = last;
 }
 
+/* unit_of(): heap key k < 0 names the prepare task (-1) or decode segment -2 - k. */
+static struct sched_unit *unit_of(const struct sched_job *j, int64_t k)
+{
+    return k == -1 ? (struct sched_unit *)&j->prep : &j->seg[-2 - k];
+}
+
 static int entry_live(const struct heap_entry *e)
 {
     const struct sched_job *j = e->job;
-    return (j->state == SCHED_JOB_QUEUED || j->state == SCHED_JOB_RUNNING) &&
-           j->win[e->k].state == SCHED_WIN_READY && j->win[e->k].ready_seq == e->seq;
+    if (j->state != SCHED_JOB_QUEUED && j->state != SCHED_JOB_RUNNING)
+        return 0;
+    if (e->k < 0) {
+        const struct sched_unit *u = unit_of(j, e->k);
+        return u->state == SCHED_WIN_READY && u->ready_seq == e->seq;
+    }
+    return j->win[e->k].state == SCHED_WIN_READY && j->win[e->k].ready_seq == e->seq;
 }
 
 /* queue_top() drops dead entries and returns the live top, or NULL. */
@@ -131,6 +142,7 @@ struct sched *sched_new(const struct sched_hooks *hooks, void *ctx)
 static void job_free(struct sched_job *j)
 {
     latent_file_close(&j->lf);
+    free(j->seg);
     free(j->win);
     free(j);
 }
@@ -169,7 +181,15 @@ static enum sched_job_state state_from_name(const char *n)
 
 uint64_t sched_task_id(const struct sched_job *j, int64_t k, int step)
 {
+    if (k < 0) /* prepare, decode */
+        return (uint64_t)(j->n_windows * j->row.params.steps) + (uint64_t)(-k);
     return 1 + (uint64_t)k * (uint64_t)j->row.params.steps + (uint64_t)step;
+}
+
+void sched_task_store_key(const struct sched_task *t, int64_t *k, int *step)
+{
+    *k = t->kind == WIRE_TASK_PREPARE ? -1 : t->kind == WIRE_TASK_DECODE ? -2 : t->k;
+    *step = t->kind == WIRE_TASK_DECODE ? (int)t->seg : t->kind == WIRE_TASK_PREPARE ? 0 : t->step;
 }
 
 static void set_job_state(struct sched *s, struct sched_job *j, enum sched_job_state st)
@@ -218,13 +238,44 @@ static void make_ready(struct sched *s, struct sched_job *j, int64_t k)
     }
 }
 
+static void make_unit_ready(struct sched *s, struct sched_job *j, int64_t k)
+{
+    struct sched_unit *u = unit_of(j, k);
+    u->state = SCHED_WIN_READY;
+    u->ready_seq = ++s->seq;
+    heap_push(&s->queues[j->queue],
+              (struct heap_entry){.priority = j->row.priority, .seq = u->ready_seq, .job = j, .k = k});
+}
+
+static int64_t last_window_of(const struct sched_job *j, int64_t f);
+
+/* check_segs(): decode segments whose latents, warm-up included, are final. */
+static void check_segs(struct sched *s, struct sched_job *j)
+{
+    for (int64_t i = 0; i < j->n_segs; i++) {
+        struct sched_unit *u = &j->seg[i];
+        if (u->state != SCHED_WIN_WAITING)
+            continue;
+        int64_t lo = u->a - j->warmup > 0 ? u->a - j->warmup : 0, ready = 1;
+        for (int64_t k = last_window_of(j, u->b - 1);
+             k >= 0 && j->win[k].start + j->win[k].len > lo; k--)
+            if (j->win[k].state != SCHED_WIN_DONE) {
+                ready = 0;
+                break;
+            }
+        if (ready)
+            make_unit_ready(s, j, -2 - i);
+    }
+}
+
 /* check_ready(): window k waits for step final+1; ready when every
  * overlapping window has finished step final (the wavefront rule). */
 static void check_ready(struct sched *s, struct sched_job *j, int64_t k)
 {
     struct sched_window *w = &j->win[k];
     if (w->state != SCHED_WIN_WAITING || w->received_step != w->final_step ||
-        w->final_step >= j->row.params.steps - 1)
+        w->final_step >= j->row.params.steps - 1 ||
+        (j->has_prepare && j->prep.state != SCHED_WIN_DONE))
         return;
     for (int64_t i = w->lo; i <= w->hi; i++)
         if (j->win[i].final_step < w->final_step)
@@ -270,7 +321,7 @@ static int can_finalize(const struct sched_job *j, int64_t k)
  * wake the windows around them; finish the job when all are done. */
 static void advance(struct sched *s, struct sched_job *j, int64_t k)
 {
-    int64_t first = k, last = k - 1;
+    int64_t first = k, last = k - 1, was_done = j->windows_done;
     while (k < j->n_windows && can_finalize(j, k)) {
         int step = j->win[k].received_step;
         finalize(s, j, k, step);
@@ -283,7 +334,9 @@ static void advance(struct sched *s, struct sched_job *j, int64_t k)
         return;
     for (int64_t i = j->win[first].lo; i <= j->win[last].hi; i++)
         check_ready(s, j, i);
-    if (j->windows_done == j->n_windows && j->state == SCHED_JOB_RUNNING) {
+    if (j->windows_done > was_done && j->n_segs > 0)
+        check_segs(s, j);
+    if (j->windows_done == j->n_windows && j->state == SCHED_JOB_RUNNING && j->n_segs == 0) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         j->row.finished_at = (double)ts.tv_sec + ts.tv_nsec * 1e-9;
@@ -293,6 +346,13 @@ static void advance(struct sched *s, struct sched_job *j, int64_t k)
 
 int sched_add_job(struct sched *s, const struct store_job *row, const struct store_window *w,
                   struct latent_file **lf, struct sched_job **out)
+{
+    return sched_add_job_staged(s, row, w, lf, NULL, out);
+}
+
+int sched_add_job_staged(struct sched *s, const struct store_job *row,
+                         const struct store_window *w, struct latent_file **lf,
+                         const struct sched_stages *st, struct sched_job **out)
 {
     struct sched_job *j = xcalloc(1, sizeof *j);
     int O = row->params.overlap;
@@ -305,6 +365,28 @@ int sched_add_job(struct sched *s, const struct store_job *row, const struct sto
     j->w = row->params.width / 8;
     j->fs = LATENT_CHANNELS * j->h * j->w;
     j->tasks_total = j->n_windows * row->params.steps;
+    if (st && st->prepare) {
+        j->has_prepare = 1;
+        j->prep.state = st->prepared ? SCHED_WIN_DONE : SCHED_WIN_WAITING;
+        j->tasks_total++;
+        j->tasks_done += st->prepared != 0;
+    }
+    if (st && st->seg_len > 0 && row->latent_frames > 0) {
+        j->n_segs = (row->latent_frames + st->seg_len - 1) / st->seg_len;
+        j->warmup = st->warmup;
+        j->seg = xcalloc((size_t)j->n_segs, sizeof *j->seg);
+        for (int64_t i = 0; i < j->n_segs; i++) {
+            j->seg[i].a = i * st->seg_len;
+            j->seg[i].b = (i + 1) * st->seg_len < row->latent_frames ? (i + 1) * st->seg_len
+                                                                      : row->latent_frames;
+            if (st->seg_done && st->seg_done[i]) {
+                j->seg[i].state = SCHED_WIN_DONE;
+                j->segs_done++;
+            }
+        }
+        j->tasks_total += j->n_segs;
+        j->tasks_done += j->segs_done;
+    }
     j->blend_scheme = blend_parse_scheme(row->params.blend);
     if (j->blend_scheme < 0 || O < 0 || O > 64 || row->params.steps < 1 || j->fs < 1) {
         job_free(j);
@@ -348,6 +430,12 @@ int sched_add_job(struct sched *s, const struct store_job *row, const struct sto
                 advance(s, j, k);
         for (int64_t k = 0; k < j->n_windows; k++)
             check_ready(s, j, k);
+        if (j->has_prepare && j->prep.state == SCHED_WIN_WAITING)
+            make_unit_ready(s, j, -1);
+        if (j->n_segs > 0)
+            check_segs(s, j);
+        if (j->n_segs > 0 && j->segs_done == j->n_segs)
+            j->outputs_ready = 1;
     }
     *out = j;
     return 0;
@@ -370,6 +458,17 @@ struct sched_job *const *sched_jobs(struct sched *s, size_t *n)
 {
     *n = s->n_jobs;
     return s->jobs;
+}
+
+void sched_job_end(struct sched *s, struct sched_job *j, int ok, const char *msg)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    j->row.finished_at = (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+    j->outputs_ready = 0;
+    if (!ok)
+        snprintf(j->row.error, sizeof j->row.error, "%s", msg ? msg : "failed");
+    set_job_state(s, j, ok ? SCHED_JOB_DONE : SCHED_JOB_FAILED);
 }
 
 int sched_cancel(struct sched *s, struct sched_job *j)
@@ -439,18 +538,63 @@ static int task_of(struct sched *s, const struct sched_ref *r, struct sched_task
     struct sched_job *j = sched_job_find(s, r->job_id);
     if (!j || r->task_id < 1 || r->task_id > (uint64_t)j->tasks_total)
         return 0;
+    uint64_t n_den = (uint64_t)(j->n_windows * j->row.params.steps);
     t->job = j;
-    t->k = (int64_t)((r->task_id - 1) / (uint64_t)j->row.params.steps);
-    t->step = (int)((r->task_id - 1) % (uint64_t)j->row.params.steps);
     t->attempt = r->attempt;
     t->task_id = r->task_id;
     t->base_step = -1;
+    t->seg = 0;
+    t->step = 0;
+    if (r->task_id <= n_den) {
+        t->kind = WIRE_TASK_DENOISE;
+        t->k = (int64_t)((r->task_id - 1) / (uint64_t)j->row.params.steps);
+        t->step = (int)((r->task_id - 1) % (uint64_t)j->row.params.steps);
+    } else if (r->task_id == n_den + 1 && j->has_prepare) {
+        t->kind = WIRE_TASK_PREPARE;
+        t->k = -1;
+    } else if (r->task_id >= n_den + 2 && r->task_id < n_den + 2 + (uint64_t)j->n_segs) {
+        t->kind = WIRE_TASK_DECODE;
+        t->seg = (int64_t)(r->task_id - n_den - 2);
+        t->k = -2 - t->seg;
+    } else {
+        return 0;
+    }
     return 1;
+}
+
+/* task_holder(): owner and attempt of the task's window or unit, and
+ * whether it is RUNNING. */
+static int task_running_as(const struct sched_task *t, uint64_t owner, uint32_t attempt)
+{
+    if (t->k < 0) {
+        const struct sched_unit *u = unit_of(t->job, t->k);
+        return u->state == SCHED_WIN_RUNNING && u->owner == owner && u->attempt == attempt;
+    }
+    const struct sched_window *w = &t->job->win[t->k];
+    return w->owner == owner && w->attempt == attempt;
 }
 
 void sched_requeue(struct sched *s, const struct sched_task *t)
 {
     struct sched_job *j = t->job;
+    if (t->k < 0) {
+        struct sched_unit *u = unit_of(j, t->k);
+        if (u->state != SCHED_WIN_RUNNING)
+            return;
+        u->attempt++;
+        u->owner = 0;
+        u->state = SCHED_WIN_WAITING;
+        j->row.requeued++;
+        if (s->hooks.task_requeued) {
+            int64_t kk;
+            int st;
+            sched_task_store_key(t, &kk, &st);
+            s->hooks.task_requeued(s->ctx, j, kk, st);
+        }
+        if (j->state == SCHED_JOB_QUEUED || j->state == SCHED_JOB_RUNNING)
+            make_unit_ready(s, j, t->k);
+        return;
+    }
     struct sched_window *w = &j->win[t->k];
     if (w->state != SCHED_WIN_RUNNING)
         return;
@@ -470,8 +614,7 @@ void sched_worker_remove(struct sched *s, struct sched_worker **pw)
     struct sched_worker *w = *pw;
     for (int i = 0; i < w->n_running; i++) {
         struct sched_task t;
-        if (task_of(s, &w->running[i], &t) && t.job->win[t.k].owner == w->id &&
-            t.job->win[t.k].attempt == t.attempt)
+        if (task_of(s, &w->running[i], &t) && task_running_as(&t, w->id, t.attempt))
             sched_requeue(s, &t);
     }
     for (size_t i = 0; i < s->n_workers; i++) {
@@ -545,15 +688,29 @@ int sched_next(struct sched *s, struct sched_worker *w, struct sched_task *t)
         k = best->k;
         heap_pop(&s->queues[best_q]);
     }
-    struct sched_window *win = &j->win[k];
-    win->state = SCHED_WIN_RUNNING;
-    win->owner = w->id;
     t->job = j;
     t->k = k;
-    t->step = win->final_step + 1;
-    t->attempt = win->attempt;
-    t->task_id = sched_task_id(j, k, t->step);
-    t->base_step = (win->last_worker == w->id && t->step > 0) ? t->step - 1 : -1;
+    t->seg = 0;
+    if (k < 0) {
+        struct sched_unit *u = unit_of(j, k);
+        u->state = SCHED_WIN_RUNNING;
+        u->owner = w->id;
+        t->kind = k == -1 ? WIRE_TASK_PREPARE : WIRE_TASK_DECODE;
+        t->seg = k == -1 ? 0 : -2 - k;
+        t->step = 0;
+        t->attempt = u->attempt;
+        t->task_id = sched_task_id(j, k, 0);
+        t->base_step = -1;
+    } else {
+        struct sched_window *win = &j->win[k];
+        win->state = SCHED_WIN_RUNNING;
+        win->owner = w->id;
+        t->kind = WIRE_TASK_DENOISE;
+        t->step = win->final_step + 1;
+        t->attempt = win->attempt;
+        t->task_id = sched_task_id(j, k, t->step);
+        t->base_step = (win->last_worker == w->id && t->step > 0) ? t->step - 1 : -1;
+    }
     w->running[w->n_running++] =
         (struct sched_ref){.job_id = j->row.id, .task_id = t->task_id, .attempt = t->attempt};
     w->credits--;
@@ -620,6 +777,17 @@ enum sched_verdict sched_check_result(struct sched *s, struct sched_worker *w,
     if (!task_of(s, r, t))
         return SCHED_UNKNOWN_TASK;
     struct sched_job *j = t->job;
+    if (t->k < 0) {
+        const struct sched_unit *u = unit_of(j, t->k);
+        if (held >= 0 && (j->state == SCHED_JOB_QUEUED || j->state == SCHED_JOB_RUNNING)) {
+            assert(u->state == SCHED_WIN_RUNNING && u->attempt == r->attempt);
+            return SCHED_OK;
+        }
+        if (held >= 0 || j->state > SCHED_JOB_RUNNING || u->state == SCHED_WIN_DONE ||
+            r->attempt < u->attempt)
+            return SCHED_STALE;
+        return SCHED_NOT_HELD;
+    }
     struct sched_window *win = &j->win[t->k];
     if (held >= 0 && (j->state == SCHED_JOB_QUEUED || j->state == SCHED_JOB_RUNNING)) {
         assert(win->state == SCHED_WIN_RUNNING && win->attempt == r->attempt &&
@@ -657,6 +825,24 @@ void sched_accept(struct sched *s, const struct sched_task *t, const float *out,
     assert(sched_check(j));
 }
 
+void sched_accept_unit(struct sched *s, const struct sched_task *t, uint64_t by)
+{
+    struct sched_job *j = t->job;
+    struct sched_unit *u = unit_of(j, t->k);
+    u->state = SCHED_WIN_DONE;
+    u->owner = 0;
+    j->tasks_done++;
+    struct sched_worker *bw = worker_by_id(s, by);
+    if (bw)
+        bw->tasks_done++;
+    if (t->kind == WIRE_TASK_PREPARE) {
+        for (int64_t k = 0; k < j->n_windows; k++)
+            check_ready(s, j, k);
+    } else if (++j->segs_done == j->n_segs) {
+        j->outputs_ready = 1;
+    }
+}
+
 const uint16_t *sched_final_frame(struct sched_job *j, int64_t f)
 {
     int64_t K = last_window_of(j, f);
@@ -690,6 +876,9 @@ int64_t sched_pending(struct sched *s)
             continue;
         for (int64_t k = 0; k < j->n_windows; k++)
             n += j->win[k].state == SCHED_WIN_READY;
+        n += j->has_prepare && j->prep.state == SCHED_WIN_READY;
+        for (int64_t q = 0; q < j->n_segs; q++)
+            n += j->seg[q].state == SCHED_WIN_READY;
     }
     return n;
 }

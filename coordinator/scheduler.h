@@ -19,6 +19,11 @@
  *    a task or blend may still need it;
  *  - a result is applied at most once: it must match a (job, task, attempt)
  *    the sending worker holds; anything else is stale, duplicate or refused.
+ * Jobs of the engine also have a prepare task (windows wait for it) and
+ * decode tasks, one per segment of latent frames [a, b): a segment is
+ * READY once every window covering [a - warmup, b) is DONE, so video is
+ * decoded while later windows still denoise. When every segment is in,
+ * outputs_ready tells the coordinator to stitch and end the job.
  * Ready tasks are served highest priority first, FIFO within a priority,
  * and a worker is offered the window it ran last when it is as urgent.
  */
@@ -58,6 +63,24 @@ struct sched_window {
     uint64_t last_worker;       /* who produced received_step (affinity) */
 };
 
+/* A prepare or decode task: one attempt at a time, like a window. */
+struct sched_unit {
+    enum sched_win_state state;  /* WAITING, READY, RUNNING, DONE */
+    uint32_t attempt;
+    uint64_t owner;
+    uint64_t ready_seq;
+    int64_t a, b;                /* decode: latent frames [a, b) */
+};
+
+/* What a job runs besides denoise (sched_add_job_staged). */
+struct sched_stages {
+    int prepare;                 /* a prepare task gates the windows */
+    int prepared;                /* ... and it is already done */
+    int64_t seg_len;             /* decode segments of this many latents; 0: no decode */
+    int warmup;                  /* latents decoded before a segment */
+    const uint8_t *seg_done;     /* [segments] already decoded, or NULL */
+};
+
 struct sched_job {
     struct store_job row;       /* params, counters, state string */
     enum sched_job_state state;
@@ -68,11 +91,19 @@ struct sched_job {
     struct sched_window *win;   /* [n_windows] */
     struct latent_file *lf;     /* owned; NULL once the job is over */
     int queue;                  /* index of its model's ready queue */
+    int has_prepare;
+    struct sched_unit prep;
+    int64_t n_segs, segs_done;
+    int warmup;
+    struct sched_unit *seg;     /* [n_segs] */
+    int outputs_ready;          /* every segment decoded: stitch, then sched_job_end() */
 };
 
 struct sched_task {
     struct sched_job *job;
-    int64_t k;
+    int kind;                   /* enum wire_task_kind */
+    int64_t seg;                /* decode: the segment */
+    int64_t k;                  /* denoise: the window; -1 prepare, -2 - seg decode */
     int step;
     uint32_t attempt;
     uint64_t task_id;
@@ -101,6 +132,8 @@ struct sched_worker {
     int64_t tasks_done;
     int n_pref;                 /* ready windows this worker ran last */
     struct { struct sched_job *job; int64_t k; uint64_t seq; } pref[16];
+    int n_prepared;             /* jobs whose prepared blob this worker was sent */
+    uint64_t prepared[8];
 };
 
 /* Hooks: the coordinator persists what changed (any may be NULL). */
@@ -131,6 +164,13 @@ void sched_destroy(struct sched **s);
  */
 int sched_add_job(struct sched *s, const struct store_job *row, const struct store_window *w,
                   struct latent_file **lf, struct sched_job **out);
+/* sched_add_job_staged() is sched_add_job() for a job with prepare and/or
+ * decode tasks (st may be NULL: denoise only). */
+int sched_add_job_staged(struct sched *s, const struct store_job *row,
+                         const struct store_window *w, struct latent_file **lf,
+                         const struct sched_stages *st, struct sched_job **out);
+/* sched_job_end() ends a running job: done, or failed with msg. */
+void sched_job_end(struct sched *s, struct sched_job *j, int ok, const char *msg);
 struct sched_job *sched_job_find(struct sched *s, uint64_t id);
 /* sched_jobs() lists all jobs (borrowed), in id order. */
 struct sched_job *const *sched_jobs(struct sched *s, size_t *n);
@@ -182,6 +222,10 @@ enum sched_verdict sched_check_result(struct sched *s, struct sched_worker *w,
 void sched_accept(struct sched *s, const struct sched_task *t, const float *out,
                   uint64_t by);
 
+/* sched_accept_unit() marks prepare or decode task t (checked SCHED_OK)
+ * done, its output stored by the caller; wakes what waited on it. */
+void sched_accept_unit(struct sched *s, const struct sched_task *t, uint64_t by);
+
 /* sched_requeue() puts a RUNNING task back as READY with attempt + 1. */
 void sched_requeue(struct sched *s, const struct sched_task *t);
 
@@ -199,7 +243,11 @@ int sched_check(const struct sched_job *j);
 /* sched_pending() counts READY tasks (all jobs). */
 int64_t sched_pending(struct sched *s);
 
-/* sched_task_id() / sched_task_decode(): task ids are 1 + k*steps + step. */
+/* sched_task_id(): denoise task ids are 1 + k*steps + step; then the
+ * prepare task (K*S + 1) and decode segment i (K*S + 2 + i). */
 uint64_t sched_task_id(const struct sched_job *j, int64_t k, int step);
+/* sched_task_store_key() is the (window, step) a task is recorded under in
+ * the store: the window and step; -1, 0 for prepare; -2, seg for decode. */
+void sched_task_store_key(const struct sched_task *t, int64_t *k, int *step);
 
 #endif

@@ -75,6 +75,31 @@ int decode_segment(struct vae *vae, const float *lat, int64_t h, int64_t w, int6
     return rc < 0 ? rc : rc2;
 }
 
+int decode_segment_from(struct vae *vae, const float *lat, int64_t first, int64_t h, int64_t w,
+                        int64_t a, int64_t b, int fps, const char *chunk_path)
+{
+    if (first < 0 || a < first || b <= a || (a > 0 && first == a))
+        return log_error_rc(ENC_EINVAL, "decode: bad segment [%lld, %lld) from latent %lld",
+                            (long long)a, (long long)b, (long long)first);
+    struct vae_info vi;
+    vae_get_info(vae, &vi);
+    struct chunk_sink s = {.vae = vae, .H = h * vi.spatial, .W = w * vi.spatial, .fps = fps};
+    struct vae_decoder *dec = vae_decoder_new(vae, h, w, first, a);
+    if (!dec)
+        return ENC_EINVAL;
+    int rc = open_chunk(&s, chunk_path);
+    int64_t per = vi.z_dim * h * w;
+    for (int64_t k = first; rc == 0 && k < b; k++)
+        rc = vae_decoder_push(dec, lat + (k - first) * per, put_frame, &s);
+    vae_decoder_destroy(&dec);
+    if (s.cw) {
+        int rc2 = video_chunk_writer_close(&s.cw);
+        if (rc == 0)
+            rc = rc2;
+    }
+    return rc;
+}
+
 /* stream_frame(): the frames of latent k go to segment k / seg. */
 static int stream_frame(void *ctx, int64_t frame, const float *rgb)
 {

@@ -18,6 +18,11 @@ struct vae;
 /* Default segment length in latent frames (64 video frames, 2.56 s). */
 #define DECODE_SEGMENT_LATENTS 16
 
+/* The warm-up the farm sends before a segment: the Wan VAE's receptive
+ * field (vae_receptive_field(), 38 latents for the Wan structure and the
+ * tiny model). A worker whose VAE needs more refuses the task. */
+#define DECODE_WARMUP_LATENTS 38
+
 /* decode_segment_count() is the number of segments of seg latents in L. */
 int64_t decode_segment_count(int64_t L, int64_t seg);
 
@@ -28,6 +33,15 @@ int64_t decode_segment_count(int64_t L, int64_t seg);
  */
 int decode_segment(struct vae *vae, const float *lat, int64_t h, int64_t w, int64_t a,
                    int64_t b, int warmup, int fps, const char *chunk_path);
+
+/*
+ * decode_segment_from() is decode_segment() for a caller that holds only
+ * latents [first, b) (lat: frame-major [b - first][16][h][w]) with warm-up
+ * a - first: first < a when a > 0, first == 0 when a == 0. The farm's decode
+ * task. Gives the same frames as decode_segment() with that warm-up.
+ */
+int decode_segment_from(struct vae *vae, const float *lat, int64_t first, int64_t h, int64_t w,
+                        int64_t a, int64_t b, int fps, const char *chunk_path);
 
 /* The progress callback of decode_stream(): frames written so far. */
 typedef void decode_progress_fn(void *ctx, int64_t frames_done);

@@ -40,6 +40,18 @@ void longloop_init_latents(uint64_t seed, int64_t L, int64_t h, int64_t w, float
     free(frame);
 }
 
+int longloop_window_step(const struct longloop_stepper *st, int64_t k, int s, float *x, int64_t f,
+                         int64_t hw, const float *audio, int64_t n_audio, float *out3, float *v)
+{
+    const int64_t n = LATENT_CHANNELS * f * hw;
+    int rc = st->model(st->model_ctx, k, x, f, st->timesteps[s], audio, n_audio, out3);
+    if (rc != 0)
+        return rc;
+    sampler_guide(v, out3, n, st->audio_scale, st->text_scale);
+    sampler_euler_step(x, v, n, st->sigmas[s], st->sigmas[s + 1]);
+    return 0;
+}
+
 int longloop_run(const struct longloop_params *lp, const struct longloop_audio *audio,
                  longloop_model_fn *model, void *model_ctx, const float *init, float *out)
 {
@@ -60,6 +72,9 @@ int longloop_run(const struct longloop_params *lp, const struct longloop_audio *
     sampler_schedule(lp->steps, SAMPLER_TRAIN_STEPS, SAMPLER_SHIFT, sigmas, timesteps);
     float *wts = xcalloc((size_t)(O > 0 ? O : 1), sizeof(float));
     blend_weights(lp->scheme, O, wts);
+    const struct longloop_stepper st = {.model = model, .model_ctx = model_ctx, .sigmas = sigmas,
+                                        .timesteps = timesteps, .audio_scale = lp->audio_scale,
+                                        .text_scale = lp->text_scale};
 
     uint16_t *cur = xmalloc(sizeof(uint16_t) * (size_t)n_state);
     uint16_t *next = xmalloc(sizeof(uint16_t) * (size_t)n_state);
@@ -75,7 +90,7 @@ int longloop_run(const struct longloop_params *lp, const struct longloop_audio *
     for (int s = 0; s < lp->steps && rc == 0; s++) {
         for (int64_t k = 0; k < p->n_windows && rc == 0; k++) {
             const struct plan_window *pw = &p->windows[k];
-            const int64_t f = pw->len, n = LATENT_CHANNELS * f * hw;
+            const int64_t f = pw->len;
 
             /* x [16, f, h, w] from the previous step's merged state */
             for (int c = 0; c < LATENT_CHANNELS; c++) {
@@ -105,11 +120,9 @@ int longloop_run(const struct longloop_params *lp, const struct longloop_audio *
                 break;
             }
 
-            rc = model(model_ctx, k, x, f, timesteps[s], feat, n_tok, out3);
+            rc = longloop_window_step(&st, k, s, x, f, hw, feat, n_tok, out3, v);
             if (rc != 0)
                 break;
-            sampler_guide(v, out3, n, lp->audio_scale, lp->text_scale);
-            sampler_euler_step(x, v, n, sigmas[s], sigmas[s + 1]);
 
             int blend = k > 0 && s > 0;
             for (int c = 0; c < LATENT_CHANNELS; c++) {

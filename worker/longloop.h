@@ -27,6 +27,7 @@
 
 struct dit;
 struct dit_job_inputs;
+struct dit_job;
 
 /*
  * longloop_model_fn runs the 3-branch model on window k: x [16, f, h, w]
@@ -69,6 +70,36 @@ struct longloop_params {
     longloop_step_fn *on_step;      /* optional */
     void *cb_ctx;                   /* for progress and on_step */
 };
+
+/*
+ * One denoise step of one window, shared by the local loop and the farm's
+ * workers so both compute the same bytes: the model on x, guidance, then
+ * the Euler update in f32.
+ */
+struct longloop_stepper {
+    longloop_model_fn *model;
+    void *model_ctx;
+    const float *sigmas;    /* [steps + 1] (sampler_schedule) */
+    const float *timesteps; /* [steps] */
+    float audio_scale, text_scale;
+};
+
+/*
+ * longloop_window_step() runs step s of window k on x [16, f, h, w] (bf16
+ * values as f32, the window's input) and leaves the window's output, before
+ * any blend, in x (f32). out3 [3, 16, f, h, w] and v [16, f, h, w] are
+ * scratch. Returns 0 or the model's error.
+ */
+int longloop_window_step(const struct longloop_stepper *st, int64_t k, int s, float *x, int64_t f,
+                         int64_t hw, const float *audio, int64_t n_audio, float *out3, float *v);
+
+/* The DiT as a longloop_model_fn: ctx is a struct longloop_dit_model. */
+struct longloop_dit_model {
+    struct dit *d;
+    struct dit_job *job;
+};
+int longloop_dit_forward(void *ctx, int64_t k, const float *x, int64_t f, float t,
+                         const float *audio, int64_t n_audio, float *out3);
 
 /*
  * longloop_init_latents() writes the job's initial latents [16, L, h, w]:

@@ -9,15 +9,10 @@
 #include "worker/longloop.h"
 #include "worker/models/dit.h"
 
-struct dit_model {
-    struct dit *d;
-    struct dit_job *job;
-};
-
-static int dit_model_forward(void *ctx, int64_t k, const float *x, int64_t f, float t,
-                             const float *audio, int64_t n_audio, float *out3)
+int longloop_dit_forward(void *ctx, int64_t k, const float *x, int64_t f, float t,
+                         const float *audio, int64_t n_audio, float *out3)
 {
-    struct dit_model *m = ctx;
+    struct longloop_dit_model *m = ctx;
     (void)k;
     return dit_forward(m->d, m->job, x, f, t, audio, n_audio, out3);
 }
@@ -32,11 +27,11 @@ int longloop_run_dit(struct dit *d, const struct dit_job_inputs *in,
                             "%lldx%lld",
                             (long long)in->frames, (long long)in->h, (long long)in->w,
                             lp->plan->frames_per_window, (long long)lp->h, (long long)lp->w);
-    struct dit_model m = {d, NULL};
+    struct longloop_dit_model m = {d, NULL};
     int rc = dit_job_new(d, in, &m.job);
     if (rc != 0)
         return rc;
-    rc = longloop_run(lp, audio, dit_model_forward, &m, init, out);
+    rc = longloop_run(lp, audio, longloop_dit_forward, &m, init, out);
     dit_job_destroy(&m.job);
     return rc;
 }
