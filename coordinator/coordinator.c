@@ -5,26 +5,38 @@
  * scheduler and the store and queues its replies in `out`. Replies leave
  * only after the turn's commit (flush()). Bad input is answered with an
  * Error naming what was wrong and changes nothing else.
+ *
+ * Files under the state directory (docs/state-dir.md): blobs/HASH (input
+ * files by sha256), jobs/ID.lat (latents), jobs/ID.prep (the prepared job,
+ * the prepare task's output), jobs/ID-NNNNNN.mp4 (decoded segments),
+ * jobs/ID.mp4 (the stitched output). Each is written to a temporary name,
+ * synced and renamed before the result that produced it is acknowledged, so
+ * its presence is the durable record that the task is done.
  */
 #include "coordinator.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 #include <zmq.h>
 
 #include "common/err.h"
 #include "common/latent_file.h"
 #include "common/log.h"
+#include "common/media.h"
 #include "common/plan.h"
+#include "common/sha256.h"
 #include "common/wire.h"
 #include "common/xmalloc.h"
 #include "coordinator/scheduler.h"
 #include "coordinator/store.h"
+#include "worker/decode_stage.h"
 #include "worker/sim.h"
 
 #define BATCH_MAX 512
@@ -34,7 +46,20 @@ struct outmsg {
     size_t rid_len;
     struct wire_msg m;
     void *buf; /* tensor data owned by the queue */
+    int pair;  /* buf is void *[2], two owned buffers */
 };
+
+static void outmsg_free_buf(struct outmsg *o)
+{
+    if (o->pair) {
+        void **p = o->buf;
+        free(p[0]);
+        free(p[1]);
+    }
+    free(o->buf);
+    o->buf = NULL;
+    o->pair = 0;
+}
 
 struct coordinator {
     struct coordinator_opts o;
@@ -72,6 +97,7 @@ void coordinator_opts_default(struct coordinator_opts *o)
     o->durable = 1;
     o->heartbeat_ms = 1000;
     o->lease_ms = 5000;
+    o->max_blob = COORDINATOR_MAX_BLOB_DEFAULT;
 }
 
 /* ---- outbound queue ------------------------------------------------------- */
@@ -89,6 +115,7 @@ static struct outmsg *reply(struct coordinator *c, const uint8_t *rid, size_t ri
     wire_msg_init(&o->m, kind);
     o->m.request_id = request_id;
     o->buf = NULL;
+    o->pair = 0;
     return o;
 }
 
@@ -113,7 +140,7 @@ static void flush(struct coordinator *c)
         struct outmsg *o = &c->out[i];
         wire_send(c->sock, o->rid, o->rid_len, &o->m);
         wire_msg_release(&o->m); /* frees attached arrays (sent, jobs, ...) */
-        free(o->buf);
+        outmsg_free_buf(o);
     }
     c->n_out = 0;
 }
@@ -168,6 +195,167 @@ static int open_latents(struct coordinator *c, struct sched_job *j, const struct
     free(ln);
     free(path);
     return rc;
+}
+
+/* ---- files: blobs, prepared jobs, chunks, outputs ------------------------------------ */
+
+/* write_file(): data to path through path.tmp, synced when durable, renamed. */
+static int write_file(const char *path, const void *data, size_t n, int durable)
+{
+    char *tmp = xasprintf("%s.tmp", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644), rc = 0;
+    const uint8_t *p = data;
+    if (fd < 0) {
+        rc = log_error_rc(ENC_EIO, "cannot write '%s': %s", tmp, strerror(errno));
+        free(tmp);
+        return rc;
+    }
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            rc = log_error_rc(ENC_EIO, "cannot write '%s': %s", tmp, strerror(errno));
+            break;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    if (rc == 0 && durable && fdatasync(fd) != 0)
+        rc = log_error_rc(ENC_EIO, "cannot sync '%s': %s", tmp, strerror(errno));
+    close(fd);
+    if (rc == 0 && rename(tmp, path) != 0)
+        rc = log_error_rc(ENC_EIO, "cannot rename '%s': %s", tmp, strerror(errno));
+    if (rc)
+        unlink(tmp);
+    free(tmp);
+    return rc;
+}
+
+/* read_file(): the whole file into *buf (caller frees); ENC_EIO if unreadable. */
+static int read_file(const char *path, uint8_t **buf, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    *buf = NULL;
+    *n = 0;
+    if (!f)
+        return ENC_EIO;
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || st.st_size < 0) {
+        fclose(f);
+        return ENC_EIO;
+    }
+    *buf = xmalloc((size_t)st.st_size + 1);
+    *n = fread(*buf, 1, (size_t)st.st_size, f);
+    int bad = *n != (size_t)st.st_size;
+    fclose(f);
+    if (bad) {
+        free(*buf);
+        *buf = NULL;
+        return ENC_EIO;
+    }
+    return 0;
+}
+
+static int file_exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+static char *blob_path(struct coordinator *c, const char *hash)
+{
+    return xasprintf("%s/blobs/%s", c->state_dir, hash);
+}
+
+/* job_path(): jobs/ID.prep, jobs/ID.mp4; seg >= 0: jobs/ID-NNNNNN.mp4. */
+static char *job_path(struct coordinator *c, uint64_t id, const char *ext, int64_t seg)
+{
+    if (seg >= 0)
+        return xasprintf("%s/jobs/%llu-%06lld.mp4", c->state_dir, (unsigned long long)id,
+                         (long long)seg);
+    return xasprintf("%s/jobs/%llu.%s", c->state_dir, (unsigned long long)id, ext);
+}
+
+/* put_blob(): store bytes under their sha256 (once); hash gets the name. */
+static int put_blob(struct coordinator *c, const struct wire_tensor *t, char hash[WIRE_HASH_MAX])
+{
+    sha256_hex(t->data, t->nbytes, hash);
+    char *path = blob_path(c, hash);
+    int rc = 0;
+    if (!file_exists(path))
+        rc = write_file(path, t->data, t->nbytes, c->o.durable);
+    free(path);
+    if (rc == 0) {
+        char rel[96];
+        snprintf(rel, sizeof rel, "blobs/%s", hash);
+        if (store_blob_put(c->store, hash, rel, (int64_t)t->nbytes))
+            c->db_error = 1;
+    }
+    return rc;
+}
+
+/* job_stages(): what a job runs besides denoise; seg_done from the files. */
+static void job_stages(struct coordinator *c, const struct store_job *row,
+                       struct sched_stages *st, uint8_t **seg_done)
+{
+    memset(st, 0, sizeof *st);
+    *seg_done = NULL;
+    st->prepare = strcmp(row->params.model, "sim") != 0;
+    if (st->prepare) {
+        char *p = job_path(c, row->id, "prep", -1);
+        st->prepared = file_exists(p);
+        free(p);
+    }
+    if (row->params.audio_blob[0] && row->latent_frames > 0) {
+        st->seg_len = DECODE_SEGMENT_LATENTS;
+        st->warmup = DECODE_WARMUP_LATENTS;
+        int64_t n = decode_segment_count(row->latent_frames, st->seg_len);
+        *seg_done = xcalloc((size_t)n + 1, 1);
+        for (int64_t i = 0; i < n; i++) {
+            char *p = job_path(c, row->id, NULL, i);
+            (*seg_done)[i] = (uint8_t)file_exists(p);
+            free(p);
+        }
+        st->seg_done = *seg_done;
+    }
+}
+
+/* stitch(): every chunk is in: mux them with the audio into jobs/ID.mp4 and
+ * end the job. */
+static void stitch(struct coordinator *c, struct sched_job *j)
+{
+    struct plan pl;
+    struct plan_params pp = {.clip_frames = j->row.params.clip_frames,
+                             .overlap = j->row.params.overlap};
+    char **chunks = xcalloc((size_t)j->n_segs + 1, sizeof *chunks);
+    char *audio = blob_path(c, j->row.params.audio_blob);
+    char *out = job_path(c, j->row.id, "mp4", -1);
+    char *tmp = xasprintf("%s/jobs/%llu.tmp.mp4", c->state_dir, (unsigned long long)j->row.id);
+    for (int64_t i = 0; i < j->n_segs; i++)
+        chunks[i] = job_path(c, j->row.id, NULL, i);
+    int rc = plan_make(&pl, j->row.params.n_samples, &pp);
+    if (rc == 0) {
+        rc = media_mux_stitch(tmp, (const char *const *)chunks, (int)j->n_segs, audio,
+                              pl.out_frames, j->row.params.fps);
+        plan_release(&pl);
+    }
+    if (rc == 0 && rename(tmp, out) != 0)
+        rc = log_error_rc(ENC_EIO, "cannot rename '%s': %s", tmp, strerror(errno));
+    if (rc == 0) {
+        log_info("job %llu: stitched %lld chunk(s) into %s", (unsigned long long)j->row.id,
+                 (long long)j->n_segs, out);
+        sched_job_end(c->sched, j, 1, NULL);
+    } else {
+        unlink(tmp);
+        sched_job_end(c->sched, j, 0, "stitching the decoded chunks failed");
+    }
+    for (int64_t i = 0; i < j->n_segs; i++)
+        free(chunks[i]);
+    free(chunks);
+    free(audio);
+    free(out);
+    free(tmp);
 }
 
 /* ---- handlers ------------------------------------------------------------------------ */
@@ -238,28 +426,66 @@ static enum sched_verdict on_result(struct coordinator *c, struct sched_worker *
         break;
     }
     struct sched_job *j = t.job;
+    char what[64];
+    if (t.kind == WIRE_TASK_PREPARE)
+        snprintf(what, sizeof what, "prepare");
+    else if (t.kind == WIRE_TASK_DECODE)
+        snprintf(what, sizeof what, "decode segment %lld", (long long)t.seg);
+    else
+        snprintf(what, sizeof what, "window %lld step %d", (long long)t.k, t.step);
     if (failed) {
-        if (m->u.task_failed.reason == WIRE_FAIL_CACHE_MISS ||
-            m->u.task_failed.reason == WIRE_FAIL_BUSY) {
-            j->win[t.k].last_worker = 0;
-            if (m->u.task_failed.reason == WIRE_FAIL_BUSY)
+        int reason = m->u.task_failed.reason;
+        if (reason == WIRE_FAIL_CACHE_MISS || reason == WIRE_FAIL_BUSY) {
+            if (t.kind == WIRE_TASK_DENOISE)
+                j->win[t.k].last_worker = 0;
+            /* It may have lost the prepared job too: send it again. */
+            for (int i = 0; reason == WIRE_FAIL_CACHE_MISS && i < w->n_prepared; i++)
+                if (w->prepared[i] == j->row.id)
+                    w->prepared[i] = w->prepared[--w->n_prepared];
+            if (reason == WIRE_FAIL_BUSY)
                 sched_worker_credit(c->sched, w, -1); /* it had no room for it */
         } else {
-            log_warn("job %llu window %lld step %d failed on '%s': %s",
-                     (unsigned long long)j->row.id, (long long)t.k, t.step, w->name,
-                     m->u.task_failed.message);
-            if (t.attempt >= 5) {
-                snprintf(j->row.error, sizeof j->row.error, "window %lld step %d: %.200s",
-                         (long long)t.k, t.step, m->u.task_failed.message);
-                j->win[t.k].state = SCHED_WIN_WAITING;
-                j->state = SCHED_JOB_FAILED;
-                snprintf(j->row.state, sizeof j->row.state, "failed");
-                j->row.finished_at = now_wall();
-                hook_job(c, j);
+            log_warn("job %llu %s failed on '%s': %s", (unsigned long long)j->row.id, what,
+                     w->name, m->u.task_failed.message);
+            if (reason == WIRE_FAIL_INPUT || t.attempt >= 5) {
+                char msg[WIRE_ERR_MAX];
+                snprintf(msg, sizeof msg, "%s: %.180s", what, m->u.task_failed.message);
+                sched_requeue(c->sched, &t); /* back to WAITING; the job ends */
+                sched_job_end(c->sched, j, 0, msg);
                 return v;
             }
         }
         sched_requeue(c->sched, &t);
+        return v;
+    }
+    if (t.kind != WIRE_TASK_DENOISE) {
+        const struct wire_tensor *ut = &m->tensors[0];
+        if (m->n_tensors != 1 || ut->dtype != WIRE_DTYPE_U8 || ut->ndim != 1 || ut->nbytes < 1) {
+            reply_error(c, rid, rid_len, m->request_id, ENC_EINVAL,
+                        "result for job %llu task %llu (%s) must carry one u8 tensor",
+                        (unsigned long long)r.job_id, (unsigned long long)r.task_id, what);
+            sched_requeue(c->sched, &t);
+            return v;
+        }
+        char *path = job_path(c, j->row.id, "prep", t.kind == WIRE_TASK_DECODE ? t.seg : -1);
+        int rc = write_file(path, ut->data, ut->nbytes, c->o.durable);
+        free(path);
+        if (rc) {
+            c->db_error = 1; /* cannot make it durable: stop */
+            return v;
+        }
+        if (t.kind == WIRE_TASK_PREPARE && w->n_prepared < (int)(sizeof w->prepared / 8))
+            w->prepared[w->n_prepared++] = j->row.id; /* it keeps what it made */
+        sched_accept_unit(c->sched, &t, w->id);
+        c->st.results++;
+        int64_t kk;
+        int ss;
+        sched_task_store_key(&t, &kk, &ss);
+        if (store_task_finish(c->store, j->row.id, kk, ss, "done", now_wall()))
+            c->db_error = 1;
+        struct outmsg *o = reply(c, rid, rid_len, WIRE_RESULT_ACK, m->request_id);
+        o->m.u.result_ack.ref = m->u.result;
+        o->m.u.result_ack.accepted = 1;
         return v;
     }
     const struct sched_window *win = &j->win[t.k];
@@ -285,25 +511,98 @@ static enum sched_verdict on_result(struct coordinator *c, struct sched_worker *
     return v;
 }
 
+/* submit_inputs(): the audio and image files a submit carries (u8 tensors
+ * 0 and 1) go to the blob store; an engine job needs both. The audio's
+ * length is measured here when the client did not give it. 0, or 1 after
+ * replying with an error; *bad_input names an input that does not decode
+ * (the job is then recorded as failed). */
+static int submit_inputs(struct coordinator *c, const uint8_t *rid, size_t rid_len,
+                         const struct wire_msg *m, struct wire_job_params *p, char *bad_input,
+                         size_t n_bad)
+{
+    static const char *const names[2] = {"audio", "image"};
+    const char *paths[2] = {p->audio_path, p->image_path};
+    char *hashes[2] = {p->audio_blob, p->image_blob};
+    int engine = strcmp(p->model, "sim") != 0;
+    if (m->n_tensors > 2 || (engine && m->n_tensors != 2)) {
+        reply_error(c, rid, rid_len, m->request_id, ENC_EINVAL,
+                    "bad job: a job of model '%s' needs the audio and image files (%d sent)",
+                    p->model, m->n_tensors);
+        return 1;
+    }
+    for (int i = 0; i < m->n_tensors; i++) {
+        const struct wire_tensor *t = &m->tensors[i];
+        if (t->dtype != WIRE_DTYPE_U8 || t->ndim != 1 || t->nbytes < 1) {
+            reply_error(c, rid, rid_len, m->request_id, ENC_EINVAL,
+                        "bad job: the %s file must be sent as non-empty bytes", names[i]);
+            return 1;
+        }
+        if ((int64_t)t->nbytes > c->o.max_blob) {
+            reply_error(c, rid, rid_len, m->request_id, ENC_EINVAL,
+                        "%s '%.200s' is %zu bytes, over this coordinator's limit of %lld bytes",
+                        names[i], paths[i], t->nbytes, (long long)c->o.max_blob);
+            return 1;
+        }
+    }
+    for (int i = 0; i < m->n_tensors; i++) {
+        if (put_blob(c, &m->tensors[i], hashes[i])) {
+            reply_error(c, rid, rid_len, m->request_id, ENC_EIO,
+                        "cannot store the %s file in the state directory", names[i]);
+            return 1;
+        }
+    }
+    if (p->audio_blob[0] && p->n_samples == 0) {
+        struct audio_pcm pcm = {0};
+        char *path = blob_path(c, p->audio_blob);
+        if (media_audio_decode(path, &pcm) < 0)
+            snprintf(bad_input, n_bad, "audio '%.120s' does not decode (not a sound file, or "
+                     "damaged)", p->audio_path);
+        else if (pcm.n < PLAN_SAMPLES_PER_FRAME)
+            snprintf(bad_input, n_bad, "audio '%.120s' holds less than one video frame (0.04 s) "
+                     "of sound", p->audio_path);
+        p->n_samples = pcm.n;
+        audio_pcm_release(&pcm);
+        free(path);
+    }
+    if (engine && (p->width % 16 || p->height % 16)) {
+        reply_error(c, rid, rid_len, m->request_id, ENC_EINVAL,
+                    "bad job: size %dx%d: the model needs multiples of 16", p->width, p->height);
+        return 1;
+    }
+    return 0;
+}
+
 static void on_submit(struct coordinator *c, const uint8_t *rid, size_t rid_len,
                       const struct wire_msg *m)
 {
-    const struct wire_job_params *p = &m->u.submit.params;
-    char msg[256];
-    struct plan pl;
+    struct wire_job_params params = m->u.submit.params;
+    const struct wire_job_params *p = &params;
+    char msg[256], bad_input[WIRE_ERR_MAX] = "";
+    struct plan pl = {0};
     struct plan_params pp = {.clip_frames = p->clip_frames, .overlap = p->overlap};
+    params.audio_blob[0] = params.image_blob[0] = 0;
+    if (submit_inputs(c, rid, rid_len, m, &params, bad_input, sizeof bad_input))
+        return;
+    if (bad_input[0]) {
+        params.n_samples = PLAN_SAMPLES_PER_FRAME; /* checked, never planned */
+    }
     if (sim_check_params(p, msg, sizeof msg)) {
         reply_error(c, rid, rid_len, m->request_id, ENC_EINVAL, "bad job: %s", msg);
         return;
     }
-    if (plan_make(&pl, p->n_samples, &pp)) {
+    if (bad_input[0]) {
+        params.n_samples = 0;
+    } else if (plan_make(&pl, p->n_samples, &pp)) {
         reply_error(c, rid, rid_len, m->request_id, ENC_EINVAL, "bad job: cannot plan windows");
         return;
     }
     struct store_job row;
-    struct store_window *w = xcalloc((size_t)pl.n_windows, sizeof *w);
+    struct store_window *w = xcalloc((size_t)pl.n_windows + 1, sizeof *w);
     memset(&row, 0, sizeof row);
-    snprintf(row.state, sizeof row.state, "queued");
+    snprintf(row.state, sizeof row.state, "%s", bad_input[0] ? "failed" : "queued");
+    snprintf(row.error, sizeof row.error, "%s", bad_input);
+    if (bad_input[0])
+        row.finished_at = now_wall();
     row.priority = m->u.submit.priority;
     row.params = *p;
     row.n_windows = pl.n_windows;
@@ -313,7 +612,8 @@ static void on_submit(struct coordinator *c, const uint8_t *rid, size_t rid_len,
         w[k] = (struct store_window){.k = k, .start = pl.windows[k].start,
                                      .len = pl.windows[k].len, .received_step = -1,
                                      .final_step = -1};
-    plan_release(&pl);
+    if (!bad_input[0])
+        plan_release(&pl);
     if (store_job_insert(c->store, &row, w)) {
         c->db_error = 1;
         reply_error(c, rid, rid_len, m->request_id, ENC_EDB, "cannot store the job");
@@ -322,13 +622,17 @@ static void on_submit(struct coordinator *c, const uint8_t *rid, size_t rid_len,
     }
     struct sched_job tmp = {.row = row, .n_windows = row.n_windows};
     struct latent_file *lf = NULL;
-    if (open_latents(c, &tmp, w, 1, &lf)) {
+    if (!bad_input[0] && open_latents(c, &tmp, w, 1, &lf)) {
         snprintf(row.state, sizeof row.state, "failed");
         snprintf(row.error, sizeof row.error, "cannot create its latent store");
     }
     struct sched_job *j;
-    if (sched_add_job(c->sched, &row, w, &lf, &j) == 0 && !j->lf)
+    struct sched_stages stages;
+    uint8_t *seg_done;
+    job_stages(c, &row, &stages, &seg_done);
+    if (sched_add_job_staged(c->sched, &row, w, &lf, &stages, &j) == 0 && !j->lf)
         hook_job(c, j);
+    free(seg_done);
     free(w);
     store_event(c->store, row.id, "submit", "job %llu submitted: %lld windows x %d steps",
                 (unsigned long long)row.id, (long long)row.n_windows, p->steps);
@@ -359,6 +663,9 @@ static void job_info(struct sched_job *j, int wavefront, struct wire_job_info *j
     ji->finished_at = j->row.finished_at;
     ji->bytes_sent = j->row.bytes_sent;
     ji->bytes_full = j->row.bytes_full;
+    ji->segments = j->n_segs;
+    ji->segments_done = j->segs_done;
+    ji->prepared = !j->has_prepare || j->prep.state == SCHED_WIN_DONE;
     memcpy(ji->error, j->row.error, sizeof ji->error);
     if (wavefront) {
         ji->n_window_steps = (int)j->n_windows;
@@ -480,6 +787,45 @@ static void on_get_latents(struct coordinator *c, const uint8_t *rid, size_t rid
     wire_msg_add_tensor(&o->m, WIRE_DTYPE_BF16, 4, shape, buf);
 }
 
+static void on_get_output(struct coordinator *c, const uint8_t *rid, size_t rid_len,
+                          const struct wire_msg *m)
+{
+    struct sched_job *j = sched_job_find(c->sched, m->u.get_output.job_id);
+    if (!j) {
+        reply_error(c, rid, rid_len, m->request_id, ENC_EINVAL, "unknown job %llu",
+                    (unsigned long long)m->u.get_output.job_id);
+        return;
+    }
+    if (j->state != SCHED_JOB_DONE) {
+        reply_error(c, rid, rid_len, m->request_id, ENC_EINVAL, "job %llu is %s: no video yet",
+                    (unsigned long long)j->row.id, sched_job_state_name(j->state));
+        return;
+    }
+    if (j->n_segs == 0) {
+        reply_error(c, rid, rid_len, m->request_id, ENC_EINVAL,
+                    "job %llu makes no video (it was submitted without an audio file); get "
+                    "its latents", (unsigned long long)j->row.id);
+        return;
+    }
+    char *path = job_path(c, j->row.id, "mp4", -1);
+    uint8_t *buf;
+    size_t n;
+    int rc = read_file(path, &buf, &n);
+    free(path);
+    if (rc || (int64_t)n > c->limits.max_tensor) {
+        free(buf);
+        reply_error(c, rid, rid_len, m->request_id, ENC_EIO,
+                    "job %llu: its video cannot be read from the state directory",
+                    (unsigned long long)j->row.id);
+        return;
+    }
+    struct outmsg *o = reply(c, rid, rid_len, WIRE_OUTPUT, m->request_id);
+    int64_t shape[1] = {(int64_t)n};
+    o->m.u.output.job_id = j->row.id;
+    o->buf = buf;
+    wire_msg_add_tensor(&o->m, WIRE_DTYPE_U8, 1, shape, buf);
+}
+
 static void handle(struct coordinator *c, const uint8_t *rid, size_t rid_len,
                    const struct wire_msg *m)
 {
@@ -515,6 +861,7 @@ static void handle(struct coordinator *c, const uint8_t *rid, size_t rid_len,
     case WIRE_CANCEL: on_cancel(c, rid, rid_len, m); break;
     case WIRE_WORKERS: on_workers(c, rid, rid_len, m); break;
     case WIRE_GET_LATENTS: on_get_latents(c, rid, rid_len, m); break;
+    case WIRE_GET_OUTPUT: on_get_output(c, rid, rid_len, m); break;
     default:
         c->st.bad_messages++;
         reply_error(c, rid, rid_len, m->request_id, ENC_EWIRE,
@@ -525,12 +872,104 @@ static void handle(struct coordinator *c, const uint8_t *rid, size_t rid_len,
 
 /* ---- dispatch ------------------------------------------------------------------------ */
 
+/* unit_task(): the tensors of a prepare (the audio and image files) or
+ * decode task (the final latents of the segment and its warm-up, bf16
+ * [n][16][h][w]). */
+static void unit_task(struct coordinator *c, struct outmsg *o, const struct sched_task *t)
+{
+    struct sched_job *j = t->job;
+    struct wire_task *wt = &o->m.u.task;
+    wt->kind = t->kind;
+    wt->window = t->seg;
+    if (t->kind == WIRE_TASK_PREPARE) {
+        uint8_t *a = NULL, *b = NULL;
+        size_t na = 0, nb = 0;
+        char *pa = blob_path(c, j->row.params.audio_blob);
+        char *pb = blob_path(c, j->row.params.image_blob);
+        if (read_file(pa, &a, &na) || read_file(pb, &b, &nb) || !na || !nb) {
+            log_error("job %llu: its input files are missing from '%s/blobs'",
+                      (unsigned long long)j->row.id, c->state_dir);
+            free(a);
+            free(b);
+        } else {
+            o->buf = xmalloc(na + nb);
+            memcpy(o->buf, a, na);
+            memcpy((uint8_t *)o->buf + na, b, nb);
+            free(a);
+            free(b);
+            int64_t sa[1] = {(int64_t)na}, sb[1] = {(int64_t)nb};
+            wire_msg_add_tensor(&o->m, WIRE_DTYPE_U8, 1, sa, o->buf);
+            wire_msg_add_tensor(&o->m, WIRE_DTYPE_U8, 1, sb, (uint8_t *)o->buf + na);
+        }
+        free(pa);
+        free(pb);
+        return;
+    }
+    const struct sched_unit *u = &j->seg[t->seg];
+    int64_t first = u->a - j->warmup > 0 ? u->a - j->warmup : 0, n = u->b - first;
+    wt->start = u->a;
+    wt->len = u->b - u->a;
+    wt->first = first;
+    o->buf = xmalloc(sizeof(uint16_t) * (size_t)(n * j->fs));
+    for (int64_t f = first; f < u->b; f++)
+        memcpy((uint16_t *)o->buf + (f - first) * j->fs, sched_final_frame(j, f),
+               sizeof(uint16_t) * (size_t)j->fs);
+    int64_t shape[4] = {n, LATENT_CHANNELS, j->h, j->w};
+    wire_msg_add_tensor(&o->m, WIRE_DTYPE_BF16, 4, shape, o->buf);
+}
+
+/* attach_prepared(): the first denoise task of a job a worker gets carries
+ * the prepared job (u8, the last tensor); the worker keeps it. */
+static void attach_prepared(struct coordinator *c, struct sched_worker *w, struct outmsg *o,
+                            const struct sched_job *j, void **extra)
+{
+    for (int i = 0; i < w->n_prepared; i++)
+        if (w->prepared[i] == j->row.id)
+            return;
+    char *path = job_path(c, j->row.id, "prep", -1);
+    uint8_t *buf;
+    size_t n;
+    int rc = read_file(path, &buf, &n);
+    free(path);
+    if (rc || !n) {
+        free(buf);
+        log_error("job %llu: its prepared job is missing from the state directory",
+                  (unsigned long long)j->row.id);
+        return;
+    }
+    int64_t shape[1] = {(int64_t)n};
+    wire_msg_add_tensor(&o->m, WIRE_DTYPE_U8, 1, shape, buf);
+    o->m.u.task.prepared = 1;
+    *extra = buf;
+    if (w->n_prepared == (int)(sizeof w->prepared / sizeof w->prepared[0])) {
+        memmove(&w->prepared[0], &w->prepared[1], sizeof w->prepared[0] * (size_t)(w->n_prepared - 1));
+        w->n_prepared--;
+    }
+    w->prepared[w->n_prepared++] = j->row.id;
+}
+
 static void send_task(struct coordinator *c, struct sched_worker *w, const struct sched_task *t)
 {
     struct sched_job *j = t->job;
-    const struct sched_window *win = &j->win[t->k];
     struct outmsg *o = reply(c, w->rid, w->rid_len, WIRE_TASK, 0);
     struct wire_task *wt = &o->m.u.task;
+    int64_t sk;
+    int ss;
+    sched_task_store_key(t, &sk, &ss);
+    if (t->kind != WIRE_TASK_DENOISE) {
+        wt->job_id = j->row.id;
+        wt->task_id = t->task_id;
+        wt->attempt = t->attempt;
+        wt->params = j->row.params;
+        wt->base_step = -1;
+        unit_task(c, o, t);
+        c->st.tasks_sent++;
+        if (store_task_running(c->store, j->row.id, sk, ss, t->attempt, w->name,
+                               now_wall() + c->o.lease_ms / 1000.0))
+            c->db_error = 1;
+        return;
+    }
+    const struct sched_window *win = &j->win[t->k];
     wt->job_id = j->row.id;
     wt->task_id = t->task_id;
     wt->attempt = t->attempt;
@@ -553,14 +992,31 @@ static void send_task(struct coordinator *c, struct sched_worker *w, const struc
         c->st.bytes_sent += sent;
         c->st.bytes_full += full;
     }
+    if (j->has_prepare) {
+        /* one more owned buffer: chain it after the latents in o->buf */
+        void *extra = NULL;
+        attach_prepared(c, w, o, j, &extra);
+        if (extra) {
+            void **pair = xmalloc(sizeof(void *) * 2);
+            pair[0] = o->buf;
+            pair[1] = extra;
+            o->buf = pair;
+            o->pair = 1;
+        }
+    }
     c->st.tasks_sent++;
-    if (store_task_running(c->store, j->row.id, t->k, t->step, t->attempt, w->name,
+    if (store_task_running(c->store, j->row.id, sk, ss, t->attempt, w->name,
                            now_wall() + c->o.lease_ms / 1000.0))
         c->db_error = 1;
 }
 
 static void dispatch(struct coordinator *c)
 {
+    size_t nj;
+    struct sched_job *const *jobs = sched_jobs(c->sched, &nj);
+    for (size_t i = 0; i < nj; i++)
+        if (jobs[i]->outputs_ready && jobs[i]->state == SCHED_JOB_RUNNING)
+            stitch(c, jobs[i]);
     size_t n;
     struct sched_worker *const *ws = sched_workers(c->sched, &n);
     struct sched_task t;
@@ -594,7 +1050,11 @@ static int on_loaded(void *ctx, const struct store_job *row, const struct store_
             snprintf(r.error, sizeof r.error, "its latent store was lost");
         }
     }
-    int rc = sched_add_job(c->sched, &r, w, &lf, &j);
+    struct sched_stages stages;
+    uint8_t *seg_done;
+    job_stages(c, &r, &stages, &seg_done);
+    int rc = sched_add_job_staged(c->sched, &r, w, &lf, &stages, &j);
+    free(seg_done);
     if (rc)
         return rc;
     if (strcmp(r.state, row->state) != 0)
@@ -623,6 +1083,13 @@ int coordinator_new(const struct coordinator_opts *o, struct coordinator **out)
         goto fail;
     }
     free(jobs);
+    char *blobs = xasprintf("%s/blobs", o->state_dir);
+    if (mkdir(blobs, 0755) != 0 && errno != EEXIST) {
+        rc = log_error_rc(ENC_EIO, "cannot create '%s': %s", blobs, strerror(errno));
+        free(blobs);
+        goto fail;
+    }
+    free(blobs);
     c->sched = sched_new(&hooks, c);
     if ((rc = store_begin(c->store)))
         goto fail;
@@ -745,7 +1212,7 @@ void coordinator_destroy(struct coordinator **pc)
         return;
     for (size_t i = 0; i < c->n_out; i++) {
         wire_msg_release(&c->out[i].m);
-        free(c->out[i].buf);
+        outmsg_free_buf(&c->out[i]);
     }
     free(c->out);
     if (c->sock)

@@ -1,7 +1,8 @@
 /*
  * coordinator.h - the coordinator daemon's event loop (DESIGN 3-4): one
  * ROUTER socket for workers and clients, the SQLite store, the latent
- * stores, the scheduler.
+ * stores, the blob store (input files by sha256, DIR/blobs/HASH), the
+ * scheduler, and the stitch of decoded chunks into the job's MP4.
  *
  * One turn of the loop reads every waiting message (up to a batch size),
  * applies them in one store transaction, makes the latent stores durable,
@@ -22,7 +23,10 @@ struct coordinator_opts {
     int heartbeat_ms;       /* what workers are told to use */
     int lease_ms;           /* a worker silent this long loses its tasks */
     int64_t max_message;    /* bytes of one envelope frame; 0: default */
+    int64_t max_blob;       /* bytes of one input file (audio, image); 0: default */
 };
+
+#define COORDINATOR_MAX_BLOB_DEFAULT ((int64_t)256 << 20)
 
 struct coordinator_stats {
     int64_t results, stale, bad_messages, tasks_sent, bytes_sent, bytes_full, batches;

@@ -19,6 +19,7 @@ static const char usage[] =
     "  --lease-ms N       a worker silent this long loses its tasks (default 5000)\n"
     "  --heartbeat-ms N   heartbeat interval told to workers (default 1000)\n"
     "  --max-message N    largest envelope accepted, bytes (default 1048576)\n"
+    "  --max-blob N       largest input file (audio, image) accepted, bytes (default 256 MiB)\n"
     "  --no-fsync         do not fsync at each commit (survives a crash of the\n"
     "                     process, not of the machine)\n"
     "  --log-level L      error|warn|info|debug\n"
@@ -60,7 +61,7 @@ int main(int argc, char **argv)
             o.state_dir = v;
             i++;
         } else if (strcmp(a, "--lease-ms") == 0 || strcmp(a, "--heartbeat-ms") == 0 ||
-                   strcmp(a, "--max-message") == 0) {
+                   strcmp(a, "--max-message") == 0 || strcmp(a, "--max-blob") == 0) {
             if (parse_i64(v, 1, (int64_t)1 << 30, &n)) {
                 fprintf(stderr, "encore-coordinator: bad value '%s' for %s\n", v, a);
                 return 2;
@@ -69,6 +70,8 @@ int main(int argc, char **argv)
                 o.lease_ms = (int)n;
             else if (a[2] == 'h')
                 o.heartbeat_ms = (int)n;
+            else if (strcmp(a, "--max-blob") == 0)
+                o.max_blob = n;
             else
                 o.max_message = n;
             i++;

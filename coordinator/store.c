@@ -33,6 +33,7 @@ enum stmt_id {
     ST_TASK_FINISH,
     ST_WORKER_SEEN,
     ST_EVENT,
+    ST_BLOB_PUT,
     ST_COUNT_
 };
 
@@ -40,8 +41,9 @@ static const char *const stmt_sql[ST_COUNT_] = {
     [ST_JOB_INSERT] =
         "INSERT INTO jobs (state, priority, model, n_samples, clip_frames, overlap, blend, "
         "steps, seed, width, height, text_scale, audio_scale, fps, prompt, negative, "
-        "audio_path, image_path, n_windows, latent_frames, created_at) VALUES "
-        "(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21)",
+        "audio_path, image_path, n_windows, latent_frames, created_at, audio_blob, image_blob) "
+        "VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,"
+        "?22,?23)",
     [ST_WINDOW_INSERT] =
         "INSERT INTO windows (job_id, k, start, len, received_step, final_step, attempt) "
         "VALUES (?1,?2,?3,?4,?5,?6,?7)",
@@ -57,6 +59,7 @@ static const char *const stmt_sql[ST_COUNT_] = {
                        "last_seen) VALUES (?1,?2,?3,?4,?5,?5) ON CONFLICT(name) DO UPDATE SET "
                        "backend=?2, device=?3, models=?4, last_seen=?5",
     [ST_EVENT] = "INSERT INTO events (at, job_id, kind, message) VALUES (?1,?2,?3,?4)",
+    [ST_BLOB_PUT] = "INSERT OR IGNORE INTO blobs (hash, path, bytes) VALUES (?1,?2,?3)",
 };
 
 struct store {
@@ -252,6 +255,8 @@ int store_job_insert(struct store *s, struct store_job *j, const struct store_wi
     sqlite3_bind_int64(st, 19, j->n_windows);
     sqlite3_bind_int64(st, 20, j->latent_frames);
     sqlite3_bind_double(st, 21, j->created_at);
+    bind_text(st, 22, p->audio_blob);
+    bind_text(st, 23, p->image_blob);
     if ((rc = run(s, ST_JOB_INSERT)))
         return rc;
     j->id = (uint64_t)sqlite3_last_insert_rowid(s->db);
@@ -358,6 +363,15 @@ int store_event(struct store *s, uint64_t job_id, const char *kind, const char *
     return run(s, ST_EVENT);
 }
 
+int store_blob_put(struct store *s, const char *hash, const char *path, int64_t bytes)
+{
+    sqlite3_stmt *st = s->st[ST_BLOB_PUT];
+    bind_text(st, 1, hash);
+    bind_text(st, 2, path);
+    sqlite3_bind_int64(st, 3, bytes);
+    return run(s, ST_BLOB_PUT);
+}
+
 int store_recover(struct store *s)
 {
     int rc = exec(s, "UPDATE tasks SET state='requeued' WHERE state='running'");
@@ -380,7 +394,7 @@ int store_load(struct store *s, store_job_fn *fn, void *ctx)
                            "blend, steps, seed, width, height, text_scale, audio_scale, fps, "
                            "prompt, negative, audio_path, image_path, n_windows, latent_frames, "
                            "created_at, started_at, finished_at, error, stale_results, requeued, "
-                           "bytes_sent, bytes_full FROM jobs ORDER BY id",
+                           "bytes_sent, bytes_full, audio_blob, image_blob FROM jobs ORDER BY id",
                            -1, &js, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(s->db,
                            "SELECT k, start, len, received_step, final_step, attempt FROM "
@@ -412,6 +426,8 @@ int store_load(struct store *s, store_job_fn *fn, void *ctx)
         col_str(js, 16, p->negative, sizeof p->negative);
         col_str(js, 17, p->audio_path, sizeof p->audio_path);
         col_str(js, 18, p->image_path, sizeof p->image_path);
+        col_str(js, 29, p->audio_blob, sizeof p->audio_blob);
+        col_str(js, 30, p->image_blob, sizeof p->image_blob);
         j.n_windows = sqlite3_column_int64(js, 19);
         j.latent_frames = sqlite3_column_int64(js, 20);
         j.created_at = sqlite3_column_double(js, 21);

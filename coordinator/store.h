@@ -67,6 +67,10 @@ int store_worker_seen(struct store *s, const struct wire_hello *h, double now);
 int store_event(struct store *s, uint64_t job_id, const char *kind, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* store_blob_put() records blob hash (sha256 hex) stored at path (relative
+ * to the state directory), bytes long; a known hash is left as it is. */
+int store_blob_put(struct store *s, const char *hash, const char *path, int64_t bytes);
+
 /*
  * store_recover() marks every task attempt left 'running' by a previous
  * coordinator as 'requeued' and returns how many (or a negative enc_err).
