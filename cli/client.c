@@ -206,20 +206,12 @@ int render_opts_parse(struct render_opts *r, int argc, char **argv, const char *
                                r->p.overlap, F);
     if (!r->p.model[0])
         snprintf(r->p.model, sizeof r->p.model, "tiny"); /* the default model */
-    if (r->p.n_samples == 0) {
-        if (!r->audio)
-            return cli_usage_error(usage, "no AUDIO given (or --samples N for a sim job)");
-        struct audio_pcm pcm = {0};
-        if (media_audio_decode(r->audio, &pcm) < 0)
-            return EXIT_STATUS_USAGE; /* the media module named the file and the reason */
-        r->p.n_samples = pcm.n;
-        audio_pcm_release(&pcm);
-        if (r->p.n_samples < 640) {
-            fprintf(stderr, "encore: audio '%s' holds less than one video frame (0.04 s) of "
-                            "sound\n", r->audio);
-            return EXIT_STATUS_USAGE;
-        }
-    }
+    /* The audio's length is measured where it is decoded: by the
+     * coordinator (the file is sent), or by the local render. */
+    if (r->p.n_samples == 0 && !r->audio)
+        return cli_usage_error(usage, "no AUDIO given (or --samples N for a sim job)");
+    if (strcmp(r->backend, "sim") != 0 && !r->local && !r->image)
+        return cli_usage_error(usage, "no IMAGE given (the portrait to animate)");
     if (r->audio)
         snprintf(r->p.audio_path, sizeof r->p.audio_path, "%s", r->audio);
     if (r->image)
@@ -227,12 +219,123 @@ int render_opts_parse(struct render_opts *r, int argc, char **argv, const char *
     return 0;
 }
 
+/* read_input(): a whole input file; 0, or 2 after naming it. */
+static int read_input(const char *what, const char *path, uint8_t **buf, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    *buf = NULL;
+    *n = 0;
+    if (!f) {
+        fprintf(stderr, "encore: cannot read %s '%s': %s\n", what, path, strerror(errno));
+        return EXIT_STATUS_USAGE;
+    }
+    int bad = fseek(f, 0, SEEK_END) != 0;
+    long len = bad ? -1 : ftell(f);
+    if (len <= 0 || len > ((long)1 << 31) - 1 || fseek(f, 0, SEEK_SET) != 0) {
+        fclose(f);
+        fprintf(stderr, "encore: %s '%s' is %s\n", what, path,
+                len == 0 ? "empty" : "not a regular file of at most 2 GiB");
+        return EXIT_STATUS_USAGE;
+    }
+    *buf = malloc((size_t)len);
+    if (!*buf || fread(*buf, 1, (size_t)len, f) != (size_t)len) {
+        fclose(f);
+        free(*buf);
+        *buf = NULL;
+        fprintf(stderr, "encore: cannot read %s '%s'\n", what, path);
+        return EXIT_STATUS_FAILURE;
+    }
+    fclose(f);
+    *n = (size_t)len;
+    return 0;
+}
+
+int client_submit(void *zctx, const char *ep, const char *cmd, const struct render_opts *r,
+                  uint64_t *job_id)
+{
+    struct wire_msg req, rep;
+    uint8_t *buf[2] = {NULL, NULL};
+    size_t n[2] = {0, 0};
+    int rc = 0;
+    wire_msg_init(&req, WIRE_SUBMIT);
+    req.u.submit.params = r->p;
+    req.u.submit.priority = r->priority;
+    if (r->audio && (rc = read_input("audio", r->audio, &buf[0], &n[0])) == 0 && r->image)
+        rc = read_input("image", r->image, &buf[1], &n[1]);
+    for (int i = 0; rc == 0 && i < 2; i++)
+        if (buf[i]) {
+            int64_t shape[1] = {(int64_t)n[i]};
+            wire_msg_add_tensor(&req, WIRE_DTYPE_U8, 1, shape, buf[i]);
+        }
+    if (rc == 0)
+        rc = client_call(zctx, ep, cmd, &req, &rep, 60000);
+    if (rc == 0) {
+        *job_id = rep.u.submit_reply.job_id;
+        wire_msg_release(&rep);
+    }
+    free(buf[0]);
+    free(buf[1]);
+    return rc;
+}
+
+int client_get_output(void *zctx, const char *ep, const char *cmd, uint64_t id,
+                      const char *path)
+{
+    struct wire_msg req, rep;
+    wire_msg_init(&req, WIRE_GET_OUTPUT);
+    req.u.get_output.job_id = id;
+    int rc = client_call(zctx, ep, cmd, &req, &rep, 60000);
+    if (rc)
+        return rc;
+    const struct wire_tensor *t = &rep.tensors[0];
+    if (rep.kind != WIRE_OUTPUT || rep.n_tensors != 1 || t->dtype != WIRE_DTYPE_U8) {
+        wire_msg_release(&rep);
+        fprintf(stderr, "encore %s: unexpected reply from the coordinator\n", cmd);
+        return EXIT_STATUS_FAILURE;
+    }
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "wb");
+    int bad = !f || fwrite(t->data, 1, t->nbytes, f) != t->nbytes;
+    if (f)
+        bad |= fclose(f) != 0;
+    if (bad || rename(tmp, path) != 0) {
+        fprintf(stderr, "encore %s: cannot write '%s': %s\n", cmd, path, strerror(errno));
+        remove(tmp);
+        rc = EXIT_STATUS_FAILURE;
+    }
+    wire_msg_release(&rep);
+    return rc;
+}
+
+int client_get_latents(void *zctx, const char *ep, const char *cmd, uint64_t id,
+                       const char *path)
+{
+    struct wire_msg req, rep;
+    wire_msg_init(&req, WIRE_GET_LATENTS);
+    req.u.get_latents.job_id = id;
+    int rc = client_call(zctx, ep, cmd, &req, &rep, 60000);
+    if (rc)
+        return rc;
+    const struct wire_tensor *t = &rep.tensors[0];
+    if (rep.kind != WIRE_LATENTS || rep.n_tensors != 1 || t->ndim != 4 ||
+        t->dtype != WIRE_DTYPE_BF16) {
+        wire_msg_release(&rep);
+        fprintf(stderr, "encore %s: unexpected reply from the coordinator\n", cmd);
+        return EXIT_STATUS_FAILURE;
+    }
+    rc = client_write_latents(path, t->data, t->shape[1], t->shape[2], t->shape[3]);
+    wire_msg_release(&rep);
+    return rc;
+}
+
 int client_write_latents(const char *path, const uint16_t *data, int64_t L, int64_t h, int64_t w)
 {
     char hdr[256], tmp[4096];
     int64_t bytes = 16 * L * h * w * 2;
     int n = snprintf(hdr, sizeof hdr,
-                     "{\"latents\":{\"dtype\":\"BF16\",\"shape\":[16,%lld,%lld,%lld],"
+                     "{\"__metadata__\":{\"layout\":\"[channels, latent frames, height/8, "
+                     "width/8]\"},\"latents\":{\"dtype\":\"BF16\",\"shape\":[16,%lld,%lld,%lld],"
                      "\"data_offsets\":[0,%lld]}}",
                      (long long)L, (long long)h, (long long)w, (long long)bytes);
     while (n % 8)

@@ -52,6 +52,20 @@ extern const char render_opts_usage[];
  * safetensors file with one tensor `latents`. 0 or 1 (error printed). */
 int client_write_latents(const char *path, const uint16_t *data, int64_t L, int64_t h, int64_t w);
 
+/*
+ * client_submit() submits r: its parameters and the bytes of its AUDIO and
+ * IMAGE files (when given; the coordinator stores them as blobs). 0 with
+ * *job_id, or an exit status after printing why (a file named).
+ */
+int client_submit(void *zctx, const char *ep, const char *cmd, const struct render_opts *r,
+                  uint64_t *job_id);
+/* client_get_output() writes done job id's MP4 to path; client_get_latents()
+ * its final latents (safetensors). 0 or an exit status (error printed). */
+int client_get_output(void *zctx, const char *ep, const char *cmd, uint64_t id,
+                      const char *path);
+int client_get_latents(void *zctx, const char *ep, const char *cmd, uint64_t id,
+                       const char *path);
+
 /* client_json_str() prints s as a JSON string literal. */
 void client_json_str(const char *s);
 

@@ -1,7 +1,7 @@
 /*
  * cmd_get.c - `encore get JOB [-o OUT.mp4] [--latents FILE]`: fetch a
- * finished job's final latents (safetensors, tensor `latents`, bf16
- * [16, L, H/8, W/8]). The MP4 (decode + stitch) is not in this build yet.
+ * finished job's MP4 and/or its final latents (safetensors, tensor
+ * `latents`, bf16 [16, L, H/8, W/8]).
  */
 #include <stdio.h>
 #include <string.h>
@@ -31,27 +31,12 @@ int cmd_get(const struct global_opts *g, int argc, char **argv)
     }
     if (!id)
         return cli_usage_error(usage, "no job id given");
-    if (out) {
-        fprintf(stderr, "encore get: '%s': MP4 output (VAE decode and stitch) is not in this "
-                        "build yet; use --latents FILE\n", out);
-        return EXIT_STATUS_FAILURE;
-    }
-    if (!latents)
-        return cli_usage_error(usage, "nothing to get: give --latents FILE");
-    struct wire_msg req, rep;
-    wire_msg_init(&req, WIRE_GET_LATENTS);
-    req.u.get_latents.job_id = (uint64_t)id;
-    int rc = client_call(NULL, g->coordinator, "get", &req, &rep, 60000);
-    if (rc)
-        return rc;
-    const struct wire_tensor *t = &rep.tensors[0];
-    if (rep.kind != WIRE_LATENTS || rep.n_tensors != 1 || t->ndim != 4 ||
-        t->dtype != WIRE_DTYPE_BF16) {
-        wire_msg_release(&rep);
-        fprintf(stderr, "encore get: unexpected reply from the coordinator\n");
-        return EXIT_STATUS_FAILURE;
-    }
-    rc = client_write_latents(latents, t->data, t->shape[1], t->shape[2], t->shape[3]);
-    wire_msg_release(&rep);
+    if (!out && !latents)
+        return cli_usage_error(usage, "nothing to get: give -o OUT.mp4 and/or --latents FILE");
+    int rc = 0;
+    if (out)
+        rc = client_get_output(NULL, g->coordinator, "get", (uint64_t)id, out);
+    if (rc == 0 && latents)
+        rc = client_get_latents(NULL, g->coordinator, "get", (uint64_t)id, latents);
     return rc;
 }

@@ -1,12 +1,13 @@
 /*
  * cmd_render.c - `encore render`: a whole job in this process.
  *
- * With the engine (the default): the whole pipeline in this process (load,
- * prepare, denoise, decode, stitch: worker/render_local.c), with progress
- * and ETA, ending with the path, duration and frame count. The embedded farm
- * (a coordinator and --workers N threads over inproc://) runs the sim
- * backend for now (`--backend sim`); engine tasks on the farm come with the
- * prepare and decode task kinds.
+ * By default (DESIGN 7) an embedded farm: a coordinator and --workers N
+ * workers as threads over inproc://, the same code paths as a cluster
+ * (prepare, denoise, decode, stitch as tasks), with live progress and ETA,
+ * ending with the path, duration and frame count. --local runs the
+ * single-process pipeline instead (worker/render_local.c), whose latents
+ * the farm's equal byte for byte. The sim backend denoises with its
+ * stand-in; with an AUDIO file its latents are decoded by the tiny VAE.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,7 @@
 #include "common/err.h"
 #include "common/latent_file.h"
 #include "common/log.h"
+#include "common/media.h"
 #include "common/xmalloc.h"
 #include "commands.h"
 #include "worker/render_local.h"
@@ -26,16 +28,20 @@
 
 static const char usage[] =
     "usage: encore render AUDIO IMAGE -o OUT.mp4 [render options] [--workers N] [--local]\n"
-    "                     [--state DIR] [--sim-ms N]\n";
+    "                     [--state DIR] [--sim-ms N]\n"
+    "Runs a coordinator and N workers (--workers, default 2) in this process; --local runs\n"
+    "the single-process pipeline instead (same latents, byte for byte).\n";
 
-static int render_sim_local(const struct render_opts *r)
+static int render_sim_local(struct render_opts *r)
 {
     uint16_t *lat;
     int64_t L;
-    if (strcmp(r->backend, "sim") != 0) {
-        fprintf(stderr, "encore render: --local with the engine needs worker/longloop, which "
-                        "is not in this build yet; use --backend sim\n");
-        return EXIT_STATUS_FAILURE;
+    if (r->p.n_samples == 0) {
+        struct audio_pcm pcm = {0};
+        if (media_audio_decode(r->audio, &pcm) < 0)
+            return EXIT_STATUS_USAGE; /* the media module named the file */
+        r->p.n_samples = pcm.n;
+        audio_pcm_release(&pcm);
     }
     if (sim_render_local(&r->p, &lat, &L)) {
         fprintf(stderr, "encore render: bad parameters\n");
@@ -63,8 +69,7 @@ static int render_engine(const struct render_opts *r, int size_given)
     rp.negative = r->p.negative[0] ? r->p.negative : NULL;
     rp.width = r->p.width;
     rp.height = r->p.height;
-    if (!rp.models && !size_given)
-        rp.width = rp.height = 64;
+    (void)size_given; /* the caller applied the tiny model's default size */
     rp.clip_frames = r->p.clip_frames;
     rp.overlap = r->p.overlap;
     rp.steps = r->p.steps;
@@ -89,6 +94,79 @@ static int render_engine(const struct render_opts *r, int size_given)
     return rc < 0 ? EXIT_STATUS_FAILURE : EXIT_STATUS_OK;
 }
 
+/* render_farm(): the job on an embedded coordinator with --workers N
+ * workers over inproc:// (the default): the same code paths as a cluster.
+ * Progress is the coordinator's view (client_watch). */
+static int render_farm(struct render_opts *r)
+{
+    int sim = strcmp(r->backend, "sim") == 0, rc;
+    if (!r->output && !r->save_latents)
+        return cli_usage_error(usage, "render: no output file (-o OUT.mp4)");
+    if (sim && r->output && !r->audio) {
+        fprintf(stderr, "encore render: '%s': a video needs an AUDIO file (--samples makes "
+                        "latents only)\n", r->output);
+        return EXIT_STATUS_USAGE;
+    }
+    if (log_threshold == LOG_LEVEL_INFO)
+        log_set_level(LOG_LEVEL_WARN); /* the progress line says what matters */
+    char tmp[] = "/tmp/encore-render.XXXXXX";
+    const char *state = r->state_dir;
+    if (!state) {
+        if (!mkdtemp(tmp)) {
+            perror("encore render: cannot make a state directory");
+            return EXIT_STATUS_FAILURE;
+        }
+        state = tmp;
+    }
+    char ep[64];
+    snprintf(ep, sizeof ep, "inproc://encore-render-%d", (int)getpid());
+    struct embed *e;
+    struct embed_opts eo = {.state_dir = state, .ep = ep, .workers = r->workers,
+                            .backend = r->backend, .model = r->p.model,
+                            .models_dir = r->models_dir, .threads = r->threads,
+                            .sim_ms = r->sim_ms, .durable = 1};
+    if (embed_start_opts(&e, &eo))
+        return EXIT_STATUS_FAILURE;
+    uint64_t id = 0;
+    rc = client_submit(embed_ctx(e), ep, "render", r, &id);
+    if (!rc && (rc = client_watch(embed_ctx(e), ep, id, r->quiet)) != 0) {
+        /* A job that failed on its input (it names it) is bad input: exit 2. */
+        struct wire_msg req, rep;
+        wire_msg_init(&req, WIRE_STATUS);
+        req.u.status.job_id = id;
+        if (client_call(embed_ctx(e), ep, "render", &req, &rep, 10000) == 0) {
+            const char *err = rep.u.status_reply.jobs[0].error;
+            if (strncmp(err, "prepare: ", 9) == 0 || strncmp(err, "audio '", 7) == 0)
+                rc = EXIT_STATUS_USAGE;
+            wire_msg_release(&rep);
+        }
+    }
+    if (!rc && r->output)
+        rc = client_get_output(embed_ctx(e), ep, "render", id, r->output);
+    if (!rc && r->save_latents)
+        rc = client_get_latents(embed_ctx(e), ep, "render", id, r->save_latents);
+    if (!rc && r->output) {
+        struct wire_msg req, rep;
+        wire_msg_init(&req, WIRE_STATUS);
+        req.u.status.job_id = id;
+        if (client_call(embed_ctx(e), ep, "render", &req, &rep, 10000) == 0) {
+            int64_t L = rep.u.status_reply.jobs[0].latent_frames, frames = 4 * (L - 1) + 1;
+            printf("%s: %.2f s, %lld frames at %d fps, %dx%d\n", r->output,
+                   (double)frames / r->p.fps, (long long)frames, r->p.fps, r->p.width,
+                   r->p.height);
+            wire_msg_release(&rep);
+        }
+    }
+    embed_stop(&e);
+    if (!r->state_dir) {
+        char cmd[128];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
+        if (system(cmd) != 0)
+            fprintf(stderr, "encore render: cannot remove '%s'\n", tmp);
+    }
+    return rc;
+}
+
 int cmd_render(const struct global_opts *g, int argc, char **argv)
 {
     struct render_opts r;
@@ -104,59 +182,20 @@ int cmd_render(const struct global_opts *g, int argc, char **argv)
     int size_given = 0;
     for (int i = 1; i < argc; i++)
         size_given |= strcmp(argv[i], "--size") == 0;
-    if (strcmp(r.backend, "sim") != 0)
-        return render_engine(&r, size_given);
-    if (r.output) {
-        fprintf(stderr, "encore render: '%s': the sim backend makes no video (its latents are "
-                        "not a model's); use --save-latents FILE\n", r.output);
-        return EXIT_STATUS_USAGE;
-    }
-    if (!r.save_latents)
-        return cli_usage_error(usage, "no output: give --save-latents FILE with --backend sim");
-    if (r.local)
+    /* The tiny model renders at 64x64 unless --size says otherwise. */
+    if (!size_given && (!r.models_dir || strcmp(r.backend, "sim") == 0))
+        r.p.width = r.p.height = 64;
+    if (strcmp(r.backend, "sim") != 0 && r.local)
+        return render_engine(&r, 1);
+    if (strcmp(r.backend, "sim") == 0 && r.local) {
+        if (r.output) {
+            fprintf(stderr, "encore render: '%s': --local with the sim backend makes latents "
+                            "only; use --save-latents FILE\n", r.output);
+            return EXIT_STATUS_USAGE;
+        }
+        if (!r.save_latents)
+            return cli_usage_error(usage, "no output: give --save-latents FILE");
         return render_sim_local(&r);
-    if (log_threshold == LOG_LEVEL_INFO)
-        log_set_level(LOG_LEVEL_WARN); /* the progress line says what matters */
-    char tmp[] = "/tmp/encore-render.XXXXXX";
-    const char *state = r.state_dir;
-    if (!state) {
-        if (!mkdtemp(tmp)) {
-            perror("encore render: cannot make a state directory");
-            return EXIT_STATUS_FAILURE;
-        }
-        state = tmp;
     }
-    char ep[64];
-    snprintf(ep, sizeof ep, "inproc://encore-render-%d", (int)getpid());
-    struct embed *e;
-    if (embed_start(&e, state, ep, r.workers, r.sim_ms, 1))
-        return EXIT_STATUS_FAILURE;
-    struct wire_msg req, rep;
-    wire_msg_init(&req, WIRE_SUBMIT);
-    req.u.submit.params = r.p;
-    rc = client_call(embed_ctx(e), ep, "render", &req, &rep, 10000);
-    if (!rc) {
-        uint64_t id = rep.u.submit_reply.job_id;
-        wire_msg_release(&rep);
-        rc = client_watch(embed_ctx(e), ep, id, 0);
-        if (!rc) {
-            wire_msg_init(&req, WIRE_GET_LATENTS);
-            req.u.get_latents.job_id = id;
-            rc = client_call(embed_ctx(e), ep, "render", &req, &rep, 60000);
-            if (!rc) {
-                const struct wire_tensor *t = &rep.tensors[0];
-                rc = client_write_latents(r.save_latents, t->data, t->shape[1], t->shape[2],
-                                          t->shape[3]);
-                wire_msg_release(&rep);
-            }
-        }
-    }
-    embed_stop(&e);
-    if (!r.state_dir) {
-        char cmd[128];
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
-        if (system(cmd) != 0)
-            fprintf(stderr, "encore render: cannot remove '%s'\n", tmp);
-    }
-    return rc;
+    return render_farm(&r);
 }

@@ -25,7 +25,8 @@ static void print_job_json(const struct wire_job_info *j)
            (long long)j->stale_results, (long long)j->requeued, (long long)j->bytes_sent,
            (long long)j->bytes_full, j->created_at, j->started_at, j->finished_at);
     client_json_str(j->error);
-    putchar('}');
+    printf(",\"segments\":%lld,\"segments_done\":%lld,\"prepared\":%s}", (long long)j->segments,
+           (long long)j->segments_done, j->prepared ? "true" : "false");
 }
 
 int cmd_status(const struct global_opts *g, int argc, char **argv)

@@ -9,12 +9,13 @@
 static const char usage[] =
     "usage: encore [--coordinator EP] submit AUDIO IMAGE [render options] [--priority N]\n"
     "       encore [--coordinator EP] submit --backend sim --samples N [render options]\n"
-    "Prints the job id. Higher priorities run first; FIFO within a priority.\n";
+    "Prints the job id. Higher priorities run first; FIFO within a priority.\n"
+    "The AUDIO and IMAGE files are sent to the coordinator (it keeps them by content).\n";
 
 int cmd_submit(const struct global_opts *g, int argc, char **argv)
 {
     struct render_opts r;
-    struct wire_msg req, rep;
+    uint64_t id;
     if (argc > 1 && cli_is_help(argv[1])) {
         printf("%s%s", usage, render_opts_usage);
         return EXIT_STATUS_OK;
@@ -23,12 +24,8 @@ int cmd_submit(const struct global_opts *g, int argc, char **argv)
     int rc = render_opts_parse(&r, argc, argv, usage, 0);
     if (rc)
         return rc;
-    wire_msg_init(&req, WIRE_SUBMIT);
-    req.u.submit.params = r.p;
-    req.u.submit.priority = r.priority;
-    if ((rc = client_call(NULL, g->coordinator, "submit", &req, &rep, 10000)))
+    if ((rc = client_submit(NULL, g->coordinator, "submit", &r, &id)))
         return rc;
-    printf("%llu\n", (unsigned long long)rep.u.submit_reply.job_id);
-    wire_msg_release(&rep);
+    printf("%llu\n", (unsigned long long)id);
     return EXIT_STATUS_OK;
 }

@@ -64,14 +64,18 @@ int client_watch(void *zctx, const char *ep, uint64_t id, int quiet)
         if (!quiet && (tty || over || now - last_print >= 2.0)) {
             last_print = now;
             int64_t steps_done = 0;
+            char chunks[48] = "";
+            if (j->segments > 0)
+                snprintf(chunks, sizeof chunks, " chunks %lld/%lld", (long long)j->segments_done,
+                         (long long)j->segments);
             for (int k = 0; k < j->n_window_steps; k++)
                 steps_done += j->window_steps[k];
             fprintf(stderr,
-                    "%sjob %llu %-9s steps %5.1f/%d windows %lld/%lld tasks %lld/%lld %.0f/s "
+                    "%sjob %llu %-9s steps %5.1f/%d windows %lld/%lld%s tasks %lld/%lld %.0f/s "
                     "ETA %s%.0fs [%s]%s",
                     tty ? "\r" : "", (unsigned long long)j->id, j->state,
                     j->n_window_steps ? (double)steps_done / j->n_window_steps : 0.0, j->steps,
-                    (long long)j->windows_done, (long long)j->n_windows,
+                    (long long)j->windows_done, (long long)j->n_windows, chunks,
                     (long long)j->tasks_done, (long long)j->tasks_total, rate,
                     eta < 0 ? "?" : "", eta < 0 ? 0.0 : eta, pic, tty && !over ? "" : "\n");
         }

@@ -6,7 +6,9 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <zmq.h>
 
 #include "common/xmalloc.h"
@@ -40,15 +42,25 @@ static void *worker_main(void *arg)
 int embed_start(struct embed **out, const char *state_dir, const char *ep, int workers,
                 int sim_ms, int durable)
 {
+    struct embed_opts o = {.state_dir = state_dir, .ep = ep, .workers = workers,
+                           .backend = "sim", .model = "sim", .sim_ms = sim_ms,
+                           .durable = durable};
+    return embed_start_opts(out, &o);
+}
+
+int embed_start_opts(struct embed **out, const struct embed_opts *o)
+{
     struct embed *e = xcalloc(1, sizeof *e);
     struct coordinator_opts co;
+    const char *ep = o->ep;
+    int workers = o->workers;
     *out = NULL;
     e->ctx = zmq_ctx_new();
     coordinator_opts_default(&co);
     co.listen = ep;
-    co.state_dir = state_dir;
+    co.state_dir = o->state_dir;
     co.zmq_ctx = e->ctx;
-    co.durable = durable;
+    co.durable = o->durable;
     if (coordinator_new(&co, &e->c)) {
         zmq_ctx_term(e->ctx);
         free(e);
@@ -65,11 +77,21 @@ int embed_start(struct embed **out, const char *state_dir, const char *ep, int w
         snprintf(name, sizeof name, "embedded-%d", i);
         ao.name = name;
         ao.coordinator = ep;
-        ao.backend = "sim";
-        ao.model = "sim";
-        ao.sim_ms = sim_ms;
+        ao.backend = o->backend;
+        ao.model = o->model;
+        ao.models_dir = o->models_dir;
+        ao.threads = o->threads;
+        if (ao.threads <= 0 && strcmp(o->backend, "sim") != 0) {
+            long cores = sysconf(_SC_NPROCESSORS_ONLN);
+            ao.threads = cores / workers > 1 ? (int)(cores / workers) : 1;
+        }
+        ao.sim_ms = o->sim_ms;
         ao.zmq_ctx = e->ctx;
-        agent_new(&ao, &e->a[i]);
+        if (agent_new(&ao, &e->a[i]) != 0) {
+            e->n = i;
+            embed_stop(&e);
+            return 1;
+        }
         pthread_create(&e->wt[i], NULL, worker_main, e->a[i]);
     }
     *out = e;

@@ -28,12 +28,24 @@
 #include "common/err.h"
 #include "common/latent_file.h"
 #include "common/log.h"
+#include "common/media.h"
+#include "common/noise.h"
+#include "common/plan.h"
 #include "common/wire.h"
 #include "common/xmalloc.h"
+#include "worker/decode_stage.h"
+#include "worker/engine/backend.h"
+#include "worker/longloop.h"
+#include "worker/model_set.h"
+#include "worker/models/dit.h"
+#include "worker/models/sampler.h"
+#include "worker/models/vae.h"
+#include "worker/prepare.h"
 #include "worker/sim.h"
 
 #define QUEUE_MAX 4
 #define CREDITS 2
+#define JOB_CACHE 2 /* prepared jobs kept (each with its DiT job) */
 
 enum agent_state { ST_DISCONNECTED, ST_HELLO_SENT, ST_READY };
 
@@ -47,8 +59,21 @@ struct done_task {
     int session;
     int failed, reason;
     char message[WIRE_ERR_MAX];
-    float *out;
+    void *out;               /* the result tensor: f32 window output or u8 file */
+    enum wire_dtype dtype;
+    int ndim;
     int64_t shape[4];
+};
+
+/* A prepared job this worker holds (engine): the encoders' outputs, the
+ * DiT's per-job state and the schedule. */
+struct job_cache {
+    uint64_t job_id;          /* 0: free */
+    uint64_t used;
+    struct prepared prep;
+    struct longloop_dit_model dm;
+    int steps;
+    float *sigmas, *timesteps;
 };
 
 struct cache_entry {
@@ -89,6 +114,12 @@ struct agent {
     struct cache_entry *cache;      /* runner-only */
     int n_cache;
     uint64_t use_clock;
+
+    /* engine, runner-only: loaded lazily */
+    char tmpdir[256];
+    struct backend *be;
+    struct model_set *ms;
+    struct job_cache jobs[JOB_CACHE];
 };
 
 static int64_t now_ms(void)
@@ -106,6 +137,314 @@ void agent_opts_default(struct agent_opts *o)
     o->device = "cpu";
     o->model = "sim";
     o->cache_windows = 16;
+}
+
+/* ---- engine ------------------------------------------------------------------ */
+
+#define FAIL(d, why, ...)                                                                      \
+    do {                                                                                       \
+        (d)->failed = 1;                                                                       \
+        (d)->reason = (why);                                                                   \
+        snprintf((d)->message, sizeof (d)->message, __VA_ARGS__);                              \
+    } while (0)
+
+static int save_bytes(const char *path, const void *data, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        return log_error_rc(ENC_EIO, "cannot write '%s'", path);
+    int bad = fwrite(data, 1, n, f) != n;
+    bad |= fclose(f) != 0;
+    return bad ? log_error_rc(ENC_EIO, "cannot write '%s'", path) : 0;
+}
+
+/* load_bytes(): a whole file as the result of task d (u8 [n]). */
+static int load_bytes(const char *path, struct done_task *d)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return ENC_EIO;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    if (n <= 0) {
+        fclose(f);
+        return ENC_EIO;
+    }
+    d->out = xmalloc((size_t)n);
+    int bad = fread(d->out, 1, (size_t)n, f) != (size_t)n;
+    fclose(f);
+    if (bad) {
+        free(d->out);
+        d->out = NULL;
+        return ENC_EIO;
+    }
+    d->dtype = WIRE_DTYPE_U8;
+    d->ndim = 1;
+    d->shape[0] = n;
+    return 0;
+}
+
+/* tmp_path(): a scratch file of this worker, named by job and purpose. */
+static char *tmp_path(struct agent *a, uint64_t job, const char *what)
+{
+    if (!a->tmpdir[0]) {
+        const char *t = getenv("TMPDIR");
+        snprintf(a->tmpdir, sizeof a->tmpdir, "%s/encore-worker-XXXXXX", t && *t ? t : "/tmp");
+        if (!mkdtemp(a->tmpdir))
+            snprintf(a->tmpdir, sizeof a->tmpdir, "%s", t && *t ? t : "/tmp");
+    }
+    return xasprintf("%s/%llu-%s", a->tmpdir, (unsigned long long)job, what);
+}
+
+/* ensure_models(): the backend and the model set (the worker's directory,
+ * or the tiny model; the sim backend decodes with the tiny VAE). */
+static int ensure_models(struct agent *a)
+{
+    if (a->ms)
+        return 0;
+    char *tiny = NULL;
+    const char *dir = a->o.models_dir;
+    if (!dir) {
+        tiny = model_set_tiny_dir(1);
+        if (!tiny)
+            return ENC_EIO;
+        dir = tiny;
+    }
+    if (!a->be)
+        a->be = backend_open(a->o.device && strncmp(a->o.device, "cuda", 4) == 0 ? a->o.device
+                                                                                 : "cpu",
+                             a->o.threads);
+    int rc = a->be ? model_set_open(dir, a->be, MODEL_PART_ALL, &a->ms) : ENC_EDEVICE;
+    free(tiny);
+    return rc;
+}
+
+static void job_cache_free(struct job_cache *jc)
+{
+    prepared_release(&jc->prep);
+    dit_job_destroy(&jc->dm.job);
+    free(jc->sigmas);
+    free(jc->timesteps);
+    memset(jc, 0, sizeof *jc);
+}
+
+static struct job_cache *job_cache_find(struct agent *a, uint64_t job)
+{
+    for (int i = 0; i < JOB_CACHE; i++)
+        if (a->jobs[i].job_id == job)
+            return &a->jobs[i];
+    return NULL;
+}
+
+/* job_cache_load(): the prepared job saved at path becomes job's entry. */
+static int job_cache_load(struct agent *a, uint64_t job, const char *path, int steps,
+                          struct job_cache **out)
+{
+    struct job_cache *jc = &a->jobs[0];
+    for (int i = 1; i < JOB_CACHE; i++)
+        if (a->jobs[i].used < jc->used)
+            jc = &a->jobs[i];
+    job_cache_free(jc);
+    int rc = prepared_load(path, &jc->prep);
+    if (rc)
+        return rc;
+    jc->job_id = job;
+    jc->used = ++a->use_clock;
+    jc->steps = steps;
+    jc->sigmas = xcalloc((size_t)steps + 1, sizeof(float));
+    jc->timesteps = xcalloc((size_t)steps, sizeof(float));
+    sampler_schedule(steps, SAMPLER_TRAIN_STEPS, SAMPLER_SHIFT, jc->sigmas, jc->timesteps);
+    *out = jc;
+    return 0;
+}
+
+/* run_prepare(): audio and image files in, the prepared job file out. */
+static void run_prepare(struct agent *a, const struct wire_msg *m, struct done_task *d)
+{
+    const struct wire_task *t = &m->u.task;
+    const struct wire_job_params *p = &t->params;
+    struct audio_pcm pcm = {0};
+    struct image_rgb img = {0};
+    struct plan plan = {0};
+    struct prepared prep = {0};
+    float *image = NULL;
+    char *pa = tmp_path(a, t->job_id, "audio"), *pi = tmp_path(a, t->job_id, "image");
+    char *pp = tmp_path(a, t->job_id, "prepared.safetensors");
+    if (m->n_tensors != 2 || m->tensors[0].dtype != WIRE_DTYPE_U8 ||
+        m->tensors[1].dtype != WIRE_DTYPE_U8) {
+        FAIL(d, WIRE_FAIL_ERROR, "prepare task of job %llu carries no audio and image files",
+             (unsigned long long)t->job_id);
+        goto out;
+    }
+    if (save_bytes(pa, m->tensors[0].data, m->tensors[0].nbytes) ||
+        save_bytes(pi, m->tensors[1].data, m->tensors[1].nbytes)) {
+        FAIL(d, WIRE_FAIL_ERROR, "cannot write scratch files under '%.150s'", a->tmpdir);
+        goto out;
+    }
+    if (media_audio_decode(pa, &pcm) < 0 || pcm.n < PLAN_SAMPLES_PER_FRAME) {
+        FAIL(d, WIRE_FAIL_INPUT, "audio '%.150s' does not decode to at least 0.04 s of sound",
+             p->audio_path);
+        goto out;
+    }
+    struct plan_params ppar = {.clip_frames = p->clip_frames, .overlap = p->overlap};
+    if (plan_make(&plan, pcm.n, &ppar) < 0) {
+        FAIL(d, WIRE_FAIL_INPUT, "cannot plan windows for audio '%.150s'", p->audio_path);
+        goto out;
+    }
+    if (media_image_load(pi, p->width, p->height, &img) < 0) {
+        FAIL(d, WIRE_FAIL_INPUT, "image '%.150s' cannot be read as an image", p->image_path);
+        goto out;
+    }
+    image = xmalloc(sizeof(float) * (size_t)(3 * p->width * p->height));
+    media_image_to_chw(&img, image);
+    if (ensure_models(a) < 0) {
+        FAIL(d, WIRE_FAIL_ERROR, "cannot open the model on this worker");
+        goto out;
+    }
+    struct prepare_params prp = {.prompt = p->prompt[0] ? p->prompt : NULL,
+                                 .negative = p->negative[0] ? p->negative : NULL,
+                                 .clip_frames = p->clip_frames, .text_len = 512, .quiet = 1};
+    if (prepare_job(a->ms, &prp, image, p->height, p->width, &plan, pcm.samples, &prep) < 0 ||
+        prepared_save(&prep, pp) < 0 || load_bytes(pp, d) < 0) {
+        FAIL(d, WIRE_FAIL_ERROR, "prepare failed on this worker (see its log)");
+        goto out;
+    }
+    /* Keep it: denoise tasks of this job will not carry it to us. */
+    struct job_cache *jc;
+    if (job_cache_load(a, t->job_id, pp, p->steps, &jc) < 0) {
+        free(d->out);
+        d->out = NULL;
+        FAIL(d, WIRE_FAIL_ERROR, "cannot read back the prepared job");
+    }
+out:
+    unlink(pa);
+    unlink(pi);
+    unlink(pp);
+    free(pa);
+    free(pi);
+    free(pp);
+    free(image);
+    prepared_release(&prep);
+    plan_release(&plan);
+    audio_pcm_release(&pcm);
+    image_rgb_release(&img);
+}
+
+/* engine_step(): the DiT step of window t->window on x [len][16][h][w]
+ * (frame-major f32) into out, exactly as longloop_run() computes it. */
+static void engine_step(struct agent *a, const struct wire_msg *m, const float *x, float *out,
+                        struct done_task *d)
+{
+    const struct wire_task *t = &m->u.task;
+    const struct wire_job_params *p = &t->params;
+    struct job_cache *jc = job_cache_find(a, t->job_id);
+    if (!jc && t->prepared) {
+        const struct wire_tensor *bt = &m->tensors[m->n_tensors - 1];
+        char *path = tmp_path(a, t->job_id, "prepared-in.safetensors");
+        int rc = bt->dtype == WIRE_DTYPE_U8 ? save_bytes(path, bt->data, bt->nbytes) : ENC_EINVAL;
+        if (rc == 0)
+            rc = job_cache_load(a, t->job_id, path, p->steps, &jc);
+        unlink(path);
+        free(path);
+        if (rc < 0) {
+            FAIL(d, WIRE_FAIL_ERROR, "the prepared job of job %llu does not load",
+                 (unsigned long long)t->job_id);
+            return;
+        }
+    }
+    if (!jc) {
+        FAIL(d, WIRE_FAIL_CACHE_MISS, "no prepared job %llu here", (unsigned long long)t->job_id);
+        return;
+    }
+    jc->used = ++a->use_clock;
+    const struct prepared *pr = &jc->prep;
+    int64_t h = p->height / 8, w = p->width / 8, hw = h * w, len = t->len;
+    if (t->window < 0 || t->window >= pr->n_windows || len > pr->frames || h != pr->h ||
+        w != pr->w || t->step >= jc->steps) {
+        FAIL(d, WIRE_FAIL_ERROR, "task %llu does not fit the prepared job",
+             (unsigned long long)t->task_id);
+        return;
+    }
+    if (ensure_models(a) < 0 || model_set_load(a->ms, MODEL_PART_DIT) < 0) {
+        FAIL(d, WIRE_FAIL_ERROR, "cannot load the DiT on this worker");
+        return;
+    }
+    if (!jc->dm.job) {
+        struct dit_job_inputs in;
+        prepared_job_inputs(pr, &in);
+        jc->dm.d = a->ms->dit;
+        if (dit_job_new(a->ms->dit, &in, &jc->dm.job) < 0) {
+            FAIL(d, WIRE_FAIL_ERROR, "cannot set up the DiT for job %llu",
+                 (unsigned long long)t->job_id);
+            return;
+        }
+    }
+    int64_t n = LATENT_CHANNELS * len * hw;
+    float *xc = xmalloc(sizeof(float) * (size_t)n);
+    float *v = xmalloc(sizeof(float) * (size_t)n);
+    float *out3 = xmalloc(sizeof(float) * (size_t)(3 * n));
+    for (int64_t f = 0; f < len; f++) /* [len][16][hw] -> [16][len][hw] */
+        for (int64_t c = 0; c < LATENT_CHANNELS; c++)
+            memcpy(xc + (c * len + f) * hw, x + (f * LATENT_CHANNELS + c) * hw,
+                   sizeof(float) * (size_t)hw);
+    const struct longloop_stepper st = {.model = longloop_dit_forward, .model_ctx = &jc->dm,
+                                        .sigmas = jc->sigmas, .timesteps = jc->timesteps,
+                                        .audio_scale = p->audio_scale,
+                                        .text_scale = p->text_scale};
+    int rc = longloop_window_step(&st, t->window, t->step, xc, len, hw, pr->audio[t->window],
+                                  pr->n_tokens[t->window], out3, v);
+    if (rc < 0)
+        FAIL(d, WIRE_FAIL_ERROR, "the DiT failed on window %lld step %d", (long long)t->window,
+             t->step);
+    else
+        for (int64_t f = 0; f < len; f++)
+            for (int64_t c = 0; c < LATENT_CHANNELS; c++)
+                memcpy(out + (f * LATENT_CHANNELS + c) * hw, xc + (c * len + f) * hw,
+                       sizeof(float) * (size_t)hw);
+    free(xc);
+    free(v);
+    free(out3);
+}
+
+/* run_decode(): final latents of a segment (with warm-up) to an H.264 chunk. */
+static void run_decode(struct agent *a, const struct wire_msg *m, struct done_task *d)
+{
+    const struct wire_task *t = &m->u.task;
+    const struct wire_job_params *p = &t->params;
+    int64_t h = p->height / 8, w = p->width / 8, fs = LATENT_CHANNELS * h * w;
+    int64_t first = t->first, b = t->start + t->len, n = b - first;
+    const struct wire_tensor *lt = &m->tensors[0];
+    if (m->n_tensors != 1 || lt->dtype != WIRE_DTYPE_BF16 || n < 1 || t->len < 1 ||
+        first < 0 || first > t->start || lt->nbytes != (size_t)(n * fs * 2)) {
+        FAIL(d, WIRE_FAIL_ERROR, "malformed decode task %llu of job %llu",
+             (unsigned long long)t->task_id, (unsigned long long)t->job_id);
+        return;
+    }
+    if (ensure_models(a) < 0 || model_set_load(a->ms, MODEL_PART_VAE_DECODER) < 0) {
+        FAIL(d, WIRE_FAIL_ERROR, "cannot load the VAE decoder on this worker");
+        return;
+    }
+    int rf = vae_receptive_field(a->ms->vae);
+    if (first > 0 && t->start - first < rf) {
+        FAIL(d, WIRE_FAIL_ERROR, "warm-up of %lld latents is below this VAE's receptive field "
+             "(%d)", (long long)(t->start - first), rf);
+        return;
+    }
+    float *lat = xmalloc(sizeof(float) * (size_t)(n * fs));
+    const uint16_t *src = lt->data;
+    for (int64_t i = 0; i < n * fs; i++)
+        lat[i] = bf16_to_f32(src[i]);
+    char what[64];
+    snprintf(what, sizeof what, "chunk-%lld.mp4", (long long)t->window);
+    char *path = tmp_path(a, t->job_id, what);
+    if (decode_segment_from(a->ms->vae, lat, first, h, w, t->start, b, p->fps, path) < 0 ||
+        load_bytes(path, d) < 0)
+        FAIL(d, WIRE_FAIL_ERROR, "decoding segment %lld failed on this worker",
+             (long long)t->window);
+    unlink(path);
+    free(path);
+    free(lat);
 }
 
 /* ---- runner ----------------------------------------------------------------- */
@@ -138,16 +477,25 @@ static void run_task(struct agent *a, const struct wire_msg *m, struct done_task
     const struct wire_task *t = &m->u.task;
     const struct wire_job_params *p = &t->params;
     int64_t h = p->height / 8, w = p->width / 8, fs = LATENT_CHANNELS * h * w;
+    int engine = strcmp(a->o.backend, "sim") != 0;
     d->ref = (struct wire_task_ref){t->job_id, t->task_id, t->attempt};
-    if (strcmp(a->o.backend, "sim") != 0) {
-        d->failed = 1;
-        d->reason = WIRE_FAIL_ERROR;
-        snprintf(d->message, sizeof d->message, "backend '%s' cannot run tasks in this build",
-                 a->o.backend);
+    if (t->kind == WIRE_TASK_DECODE && h >= 1 && w >= 1) {
+        run_decode(a, m, d);
         return;
     }
+    if (t->kind == WIRE_TASK_PREPARE && engine) {
+        run_prepare(a, m, d);
+        return;
+    }
+    if (t->kind != WIRE_TASK_DENOISE) {
+        FAIL(d, WIRE_FAIL_ERROR, "task kind %d is not for the '%s' backend", t->kind,
+             a->o.backend);
+        return;
+    }
+    int n_lat = t->n_sent > 0 ? 1 : 0;
     if (h < 1 || w < 1 || t->len < 1 || t->len > 1024 || p->steps < 1 ||
-        (t->n_sent > 0 && (m->n_tensors != 1 || m->tensors[0].dtype != WIRE_DTYPE_BF16 ||
+        m->n_tensors != n_lat + (t->prepared ? 1 : 0) ||
+        (t->n_sent > 0 && (m->tensors[0].dtype != WIRE_DTYPE_BF16 ||
                            m->tensors[0].nbytes != (size_t)(t->n_sent * fs * 2)))) {
         d->failed = 1;
         d->reason = WIRE_FAIL_ERROR;
@@ -157,7 +505,10 @@ static void run_task(struct agent *a, const struct wire_msg *m, struct done_task
     }
     float *x = xmalloc(sizeof(float) * (size_t)(t->len * fs));
     struct cache_entry *ce = cache_find(a, t->job_id, t->window);
-    if (t->step == 0) {
+    if (t->step == 0 && engine) {
+        for (int64_t f = 0; f < t->len; f++)
+            noise_latent_frame(p->seed, t->start + f, h, w, x + f * fs);
+    } else if (t->step == 0) {
         sim_initial(p->seed, t->start, t->len, h, w, x);
     } else {
         if (t->base_step >= 0) {
@@ -172,7 +523,7 @@ static void run_task(struct agent *a, const struct wire_msg *m, struct done_task
             for (int64_t i = 0; i < t->len * fs; i++)
                 x[i] = bf16_to_f32(ce->data[i]);
         }
-        const uint16_t *in = m->n_tensors ? m->tensors[0].data : NULL;
+        const uint16_t *in = n_lat ? m->tensors[0].data : NULL;
         for (int q = 0; q < t->n_sent; q++) {
             int32_t f = t->sent[q];
             if (f < 0 || f >= t->len) {
@@ -191,9 +542,19 @@ static void run_task(struct agent *a, const struct wire_msg *m, struct done_task
         while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
             ;
     }
-    d->out = xmalloc(sizeof(float) * (size_t)(t->len * fs));
-    sim_denoise(p->seed, t->step, p->steps, t->start, t->len, h, w, x, d->out);
+    float *out = xmalloc(sizeof(float) * (size_t)(t->len * fs));
+    if (engine)
+        engine_step(a, m, x, out, d);
+    else
+        sim_denoise(p->seed, t->step, p->steps, t->start, t->len, h, w, x, out);
     free(x);
+    if (d->failed) {
+        free(out);
+        return;
+    }
+    d->out = out;
+    d->dtype = WIRE_DTYPE_F32;
+    d->ndim = 4;
     d->shape[0] = t->len;
     d->shape[1] = LATENT_CHANNELS;
     d->shape[2] = h;
@@ -206,7 +567,7 @@ static void run_task(struct agent *a, const struct wire_msg *m, struct done_task
             ce->cap = need;
         }
         for (size_t i = 0; i < need; i++)
-            ce->data[i] = f32_to_bf16(d->out[i]);
+            ce->data[i] = f32_to_bf16(out[i]);
         ce->job_id = t->job_id;
         ce->window = t->window;
         ce->step = t->step;
@@ -327,7 +688,7 @@ static void send_done(struct agent *a)
         } else {
             wire_msg_init(&m, WIRE_RESULT);
             m.u.result = d[i].ref;
-            wire_msg_add_tensor(&m, WIRE_DTYPE_F32, 4, d[i].shape, d[i].out);
+            wire_msg_add_tensor(&m, d[i].dtype, d[i].ndim, d[i].shape, d[i].out);
         }
         wire_send(a->sock, NULL, 0, &m);
         free(d[i].out);
@@ -399,14 +760,8 @@ static void on_message(struct agent *a, struct wire_msg *m)
 int agent_new(const struct agent_opts *o, struct agent **out)
 {
     *out = NULL;
-    if (strcmp(o->backend, "sim") != 0) {
-        if (strcmp(o->backend, "engine") == 0)
-            return log_error_rc(ENC_ENOTSUP,
-                                "backend 'engine' is not available in this build yet (the DiT "
-                                "denoise step of worker/longloop is not linked in); use "
-                                "--backend sim for load tests");
+    if (strcmp(o->backend, "sim") != 0 && strcmp(o->backend, "engine") != 0)
         return log_error_rc(ENC_EINVAL, "unknown backend '%s' (sim or engine)", o->backend);
-    }
     struct agent *a = xcalloc(1, sizeof *a);
     a->o = *o;
     if (o->name)
@@ -544,6 +899,12 @@ void agent_destroy(struct agent **pa)
     for (int i = 0; i < a->n_cache; i++)
         free(a->cache[i].data);
     free(a->cache);
+    for (int i = 0; i < JOB_CACHE; i++)
+        job_cache_free(&a->jobs[i]);
+    model_set_destroy(&a->ms);
+    backend_destroy(&a->be);
+    if (a->tmpdir[0] && strstr(a->tmpdir, "encore-worker-"))
+        rmdir(a->tmpdir);
     if (a->sock)
         zmq_close(a->sock);
     if (a->wake_rx)

@@ -10,8 +10,11 @@
  * running one, then says bye.
  *
  * Backends: "sim" (worker/sim.h, for load tests: --sim-ms N per task) and
- * "engine" (the real DiT step), which refuses to start until the engine's
- * long-loop pieces are in this build.
+ * "engine": prepare (encoders, worker/prepare.h), denoise (the DiT step of
+ * worker/longloop.h, the very function the local loop runs) and decode
+ * (worker/decode_stage.h). The sim backend decodes too, with the tiny VAE.
+ * The engine keeps the prepared jobs it made or was sent (by job id) and
+ * answers TaskFailed{cache miss} when a denoise task needs one it lost.
  */
 #ifndef ENCORE_AGENT_H
 #define ENCORE_AGENT_H
@@ -22,6 +25,8 @@ struct agent_opts {
     const char *backend;     /* "sim" or "engine" */
     const char *device;      /* "cpu", "cuda:N" */
     const char *model;       /* model name advertised ("sim", "tiny", dir name) */
+    const char *models_dir;  /* engine: the model directory; NULL: the tiny model */
+    int threads;             /* engine: cpu threads; 0: one per core */
     int sim_ms;              /* sim backend: milliseconds per task */
     int cache_windows;       /* windows kept for affinity */
     void *zmq_ctx;           /* NULL: own context */

@@ -21,6 +21,7 @@ static const char usage[] =
     "  --device D         cpu or cuda:N (engine)\n"
     "  --name NAME        worker name (default host-pid)\n"
     "  --cache-windows N  window outputs kept for affinity (default 16)\n"
+    "  --threads N        cpu threads of the engine (default: one per core)\n"
     "  --log-level L      error|warn|info|debug\n";
 
 static struct agent *running;
@@ -56,12 +57,14 @@ int main(int argc, char **argv)
         } else if (strcmp(a, "--models") == 0) {
             const char *base = strrchr(v, '/');
             o.model = base && base[1] ? base + 1 : v;
+            o.models_dir = v;
             i++;
         } else if (strcmp(a, "--device") == 0) {
             o.device = argv[++i];
         } else if (strcmp(a, "--name") == 0) {
             o.name = argv[++i];
-        } else if (strcmp(a, "--sim-ms") == 0 || strcmp(a, "--cache-windows") == 0) {
+        } else if (strcmp(a, "--sim-ms") == 0 || strcmp(a, "--cache-windows") == 0 ||
+                   strcmp(a, "--threads") == 0) {
             int n;
             if (parse_int(v, 0, 3600000, &n)) {
                 fprintf(stderr, "encore-worker: bad value '%s' for %s\n", v, a);
@@ -69,6 +72,8 @@ int main(int argc, char **argv)
             }
             if (a[2] == 's')
                 o.sim_ms = n;
+            else if (a[2] == 't')
+                o.threads = n;
             else
                 o.cache_windows = n;
             i++;

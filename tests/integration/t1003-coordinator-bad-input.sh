@@ -19,9 +19,9 @@ bad "unknown job id (status)" 2 "unknown job 999" $E status 999
 bad "unknown job id (cancel)" 2 "unknown job 999" $E cancel 999
 bad "cancel of a finished job" 2 "job $id is already done" $E cancel "$id"
 bad "get of an unknown job" 2 "unknown job 77" $E get 77 --latents "$T/x.st"
-bad "engine backend not in this build" 1 "not available in this build" \
-    "$BIN/encore-worker" --coordinator "$EP" --backend engine --tiny
-bad "mp4 output not in this build" 1 "not in this build yet" $E get "$id" -o "$T/x.mp4"
+bad "unknown worker backend" 2 "unknown backend 'gpu'" \
+    "$BIN/encore-worker" --coordinator "$EP" --backend gpu --tiny
+bad "mp4 of a job without audio" 2 "makes no video" $E get "$id" -o "$T/x.mp4"
 bad "no coordinator" 1 "no answer from the coordinator" \
     "$BIN/encore" --coordinator "ipc://$T/nobody.sock" status
 check "nothing else changed: still one job" sh -c "[ \$($E status --json | grep -o '\"id\":' | wc -l) -eq 1 ]"
