@@ -49,9 +49,15 @@ struct sched {
 
 /* ---- heap ---------------------------------------------------------------- */
 
+/* Within a priority, prepare and decode tasks (k < 0) go before denoise:
+ * they unblock a whole job, and chunks decoded early are video early. */
 static int before(const struct heap_entry *a, const struct heap_entry *b)
 {
-    return a->priority != b->priority ? a->priority > b->priority : a->seq < b->seq;
+    if (a->priority != b->priority)
+        return a->priority > b->priority;
+    if ((a->k < 0) != (b->k < 0))
+        return a->k < 0;
+    return a->seq < b->seq;
 }
 
 static void heap_push(struct queue *q, struct heap_entry e)
@@ -675,7 +681,8 @@ int sched_next(struct sched *s, struct sched_worker *w, struct sched_task *t)
                                 .seq = w->pref[0].seq, .job = w->pref[0].job, .k = w->pref[0].k};
         memmove(&w->pref[0], &w->pref[1], sizeof w->pref[0] * (size_t)(w->n_pref - 1));
         w->n_pref--;
-        if (!entry_live(&pe) || (best && pe.priority < best->priority))
+        if (!entry_live(&pe) || (best && pe.priority < best->priority) ||
+            (best && best->k < 0 && pe.priority == best->priority))
             continue;
         j = pe.job;
         k = pe.k;
