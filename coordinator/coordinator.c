@@ -590,9 +590,9 @@ static void on_submit(struct coordinator *c, const uint8_t *rid, size_t rid_len,
         reply_error(c, rid, rid_len, m->request_id, ENC_EINVAL, "bad job: %s", msg);
         return;
     }
-    if (bad_input[0]) {
-        params.n_samples = 0;
-    } else if (plan_make(&pl, p->n_samples, &pp)) {
+    /* A job whose audio does not decode is recorded failed, with the
+     * smallest plan (one window) so that its rows stay well formed. */
+    if (plan_make(&pl, p->n_samples, &pp)) {
         reply_error(c, rid, rid_len, m->request_id, ENC_EINVAL, "bad job: cannot plan windows");
         return;
     }
@@ -612,8 +612,9 @@ static void on_submit(struct coordinator *c, const uint8_t *rid, size_t rid_len,
         w[k] = (struct store_window){.k = k, .start = pl.windows[k].start,
                                      .len = pl.windows[k].len, .received_step = -1,
                                      .final_step = -1};
-    if (!bad_input[0])
-        plan_release(&pl);
+    plan_release(&pl);
+    if (bad_input[0])
+        row.params.n_samples = 0;
     if (store_job_insert(c->store, &row, w)) {
         c->db_error = 1;
         reply_error(c, rid, rid_len, m->request_id, ENC_EDB, "cannot store the job");

@@ -4,7 +4,8 @@
 # gives the latents of `render --local` byte for byte and the same decoded
 # frames; the MP4 holds one H.264 stream at 25 fps with 4(L-1)+1 frames and
 # one AAC stream of the same length. Bad inputs fail the job (or the submit)
-# with a clear error naming the file and break nothing else.
+# with a clear error naming the file and break nothing else. 60 s of audio
+# through sim denoise + tiny-VAE decode + stitch gives the right frame count.
 . "$(dirname "$0")/farm-lib.sh"
 export ENCORE_CACHE="$T/cache"
 E="$BIN/encore --coordinator $EP"
@@ -61,12 +62,16 @@ $E submit "$T/big.wav" "$I" $R >/dev/null 2>"$T/big.err"; st=$?
 check "a file over the blob limit is refused (exit 2, named)" sh -c \
     "[ $st -eq 2 ] && grep -q \"big.wav' is 2000000 bytes, over\" '$T/big.err'"
 
-# A worker SIGKILLed during the job: the result is still identical.
+# A worker SIGKILLed during the job, then the coordinator SIGKILLed while
+# chunks are being decoded and restarted: the result is still identical.
 id=$($E submit "$A" "$I" $R)
 wait_tasks "$id" 3 120
 kill -9 "$WPID"
 start_engine_worker c
-check "job with a worker killed mid-way finishes" wait_state "$id" done 180
+wait_tasks "$id" 10 120 # 1 prepare + 8 denoise + 4 decode tasks in all
+kill -9 "$CPID"; wait "$CPID" 2>/dev/null
+start_coord --max-blob 1000000
+check "job with a worker killed and the coordinator restarted finishes" wait_state "$id" done 180
 $E get "$id" -o "$T/d.mp4" --latents "$T/d.st"
 check "killed worker: latents byte-identical to --local" cmp -s "$T/local.st" "$T/d.st"
 check "killed worker: the same decoded frames" test "$(frames "$T/d.mp4")" = "$(frames "$T/local.mp4")"
