@@ -23,6 +23,7 @@
 #include "common/media.h"
 #include "common/xmalloc.h"
 #include "commands.h"
+#include "worker/model_set.h"
 #include "worker/render_local.h"
 #include "worker/sim.h"
 
@@ -106,6 +107,13 @@ static int render_farm(struct render_opts *r)
         fprintf(stderr, "encore render: '%s': a video needs an AUDIO file (--samples makes "
                         "latents only)\n", r->output);
         return EXIT_STATUS_USAGE;
+    }
+    /* The tiny model is written once, before worker threads race for it. */
+    if (!r->models_dir && (!sim || r->output)) {
+        char *tiny = model_set_tiny_dir(1);
+        if (!tiny)
+            return EXIT_STATUS_FAILURE;
+        free(tiny);
     }
     if (log_threshold == LOG_LEVEL_INFO)
         log_set_level(LOG_LEVEL_WARN); /* the progress line says what matters */

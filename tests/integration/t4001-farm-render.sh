@@ -24,7 +24,8 @@ mp4_ok() { # mp4_ok FILE FRAMES: one h264 stream, 25 fps, FRAMES frames, AAC of 
             'BEGIN { d = v - a; if (d < 0) d = -d; exit !(d <= 0.04) }'
 }
 
-"$BIN/encore" render --local "$A" "$I" -o "$T/local.mp4" $R --save-latents "$T/local.st" 2>"$T/local.err"
+"$BIN/encore" render --local "$A" "$I" -o "$T/local.mp4" $R --save-latents "$T/local.st" \
+    >/dev/null 2>"$T/local.err"
 check "render --local of the 10 s clip" test -s "$T/local.st"
 
 # 10 s: 250 video frames, L = 63 latents, 4(L-1)+1 = 249 frames.
