@@ -51,14 +51,21 @@ int main(void)
     struct store_window *w = xcalloc((size_t)pl.n_windows, sizeof *w);
     int64_t *st = xcalloc((size_t)pl.n_windows, sizeof *st), *ln = xcalloc((size_t)pl.n_windows, 8);
     for (int64_t k = 0; k < pl.n_windows; k++) {
-        w[k] = (struct store_window){.k = k, .start = pl.windows[k].start,
-                                     .len = pl.windows[k].len, .received_step = -1,
+        w[k] = (struct store_window){.k = k,
+                                     .start = pl.windows[k].start,
+                                     .len = pl.windows[k].len,
+                                     .received_step = -1,
                                      .final_step = -1};
         st[k] = w[k].start;
         ln[k] = w[k].len;
     }
-    struct latent_geometry g = {.n_windows = pl.n_windows, .start = st, .len = ln,
-                                .latent_frames = pl.latent_frames, .overlap = 3, .h = 2, .w = 2};
+    struct latent_geometry g = {.n_windows = pl.n_windows,
+                                .start = st,
+                                .len = ln,
+                                .latent_frames = pl.latent_frames,
+                                .overlap = 3,
+                                .h = 2,
+                                .w = 2};
     struct latent_file *lf;
     struct sched_job *j;
     struct sched *s = sched_new(NULL, NULL);
