@@ -3,12 +3,17 @@
  *
  * Message handling is a switch over wire kinds; each handler changes the
  * scheduler and the store and queues its replies in `out`. Replies leave
- * only after the turn's commit (flush()). Bad input is answered with an
- * Error naming what was wrong and changes nothing else.
+ * only after the turn's commit (flush()), except new tasks: they promise
+ * nothing durable (a restart bumps every attempt, so a result computed from
+ * state that was lost is stale), so they leave as soon as the turn's
+ * results are applied (flush_tasks()), and workers never wait on an fsync.
+ * Bad input is answered with an Error naming what was wrong and changes
+ * nothing else.
  */
 #include "coordinator.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +39,7 @@ struct outmsg {
     size_t rid_len;
     struct wire_msg m;
     void *buf; /* tensor data owned by the queue */
+    int early; /* may leave before the commit (a task) */
 };
 
 struct coordinator {
@@ -89,6 +95,7 @@ static struct outmsg *reply(struct coordinator *c, const uint8_t *rid, size_t ri
     wire_msg_init(&o->m, kind);
     o->m.request_id = request_id;
     o->buf = NULL;
+    o->early = 0;
     return o;
 }
 
@@ -105,6 +112,25 @@ static void reply_error(struct coordinator *c, const uint8_t *rid, size_t rid_le
     vsnprintf(o->m.u.error.message, sizeof o->m.u.error.message, fmt, ap);
     va_end(ap);
     log_info("refused: %s", o->m.u.error.message);
+}
+
+/* flush_tasks(): send the queued tasks now, keep the rest in order. */
+static void flush_tasks(struct coordinator *c)
+{
+    size_t keep = 0;
+    for (size_t i = 0; i < c->n_out; i++) {
+        struct outmsg *o = &c->out[i];
+        if (!o->early) {
+            if (keep != i)
+                c->out[keep] = *o;
+            keep++;
+            continue;
+        }
+        wire_send(c->sock, o->rid, o->rid_len, &o->m);
+        wire_msg_release(&o->m);
+        free(o->buf);
+    }
+    c->n_out = keep;
 }
 
 static void flush(struct coordinator *c)
@@ -531,6 +557,7 @@ static void send_task(struct coordinator *c, struct sched_worker *w, const struc
     const struct sched_window *win = &j->win[t->k];
     struct outmsg *o = reply(c, w->rid, w->rid_len, WIRE_TASK, 0);
     struct wire_task *wt = &o->m.u.task;
+    o->early = 1;
     wt->job_id = j->row.id;
     wt->task_id = t->task_id;
     wt->attempt = t->attempt;
@@ -609,6 +636,12 @@ int coordinator_new(const struct coordinator_opts *o, struct coordinator **out)
                                 .task_requeued = hook_requeued};
     int rc;
     *out = NULL;
+    /* Every turn frees and reallocates the same tensor-sized buffers (ours
+     * and ZeroMQ's): keep freed heap pages instead of trimming them and
+     * faulting them in again each turn. Bounded by one turn's peak, not by
+     * video length. */
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    mallopt(M_TRIM_THRESHOLD, 64 << 20);
     c->o = *o;
     c->state_dir = xstrdup(o->state_dir);
     wire_limits_default(&c->limits);
@@ -731,6 +764,7 @@ int coordinator_run(struct coordinator *c)
             last_expire = now;
         }
         dispatch(c);
+        flush_tasks(c);
         int rc = end_turn(c);
         if (rc)
             return rc;

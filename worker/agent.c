@@ -15,11 +15,13 @@
 #include "agent.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <time.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -217,6 +219,7 @@ static void run_task(struct agent *a, const struct wire_msg *m, struct done_task
 static void *runner_main(void *arg)
 {
     struct agent *a = arg;
+    prctl(PR_SET_NAME, "encore-runner", 0, 0, 0);
     void *wake = zmq_socket(a->ctx, ZMQ_PAIR);
     zmq_connect(wake, a->wake_ep);
     for (;;) {
@@ -407,6 +410,10 @@ int agent_new(const struct agent_opts *o, struct agent **out)
                                 "--backend sim for load tests");
         return log_error_rc(ENC_EINVAL, "unknown backend '%s' (sim or engine)", o->backend);
     }
+    /* Each task allocates and frees the same tensor-sized buffers: keep the
+     * freed pages rather than trim and fault them in again (see coordinator.c). */
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    mallopt(M_TRIM_THRESHOLD, 64 << 20);
     struct agent *a = xcalloc(1, sizeof *a);
     a->o = *o;
     if (o->name)
