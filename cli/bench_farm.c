@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -129,6 +130,7 @@ static int farm_start(struct farm *f, const char *dir, const char *ep, int W, in
         struct coordinator_opts co;
         char ok = 0;
         close(ready[0]);
+        prctl(PR_SET_NAME, "encore-coord", 0, 0, 0);
         coordinator_opts_default(&co);
         co.listen = ep;
         co.state_dir = dir;

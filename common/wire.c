@@ -63,6 +63,12 @@ size_t wire_dtype_size(enum wire_dtype d)
     return d == WIRE_DTYPE_F32 ? 4 : d == WIRE_DTYPE_BF16 ? 2 : 0;
 }
 
+static void free_aligned(void *data, void *hint)
+{
+    (void)hint;
+    free(data);
+}
+
 void wire_msg_init(struct wire_msg *m, enum wire_kind kind)
 {
     memset(m, 0, sizeof *m);
@@ -848,6 +854,15 @@ int wire_recv(void *sock, uint8_t *rid, size_t *rid_len, int flags,
                 drain(sock);
             wire_msg_release(m);
             return ENC_EWIRE;
+        }
+        if (((uintptr_t)zmq_msg_data(t) & 7) != 0) {
+            /* Stream transports (ipc, tcp) may hand a frame at any offset of
+             * their buffer; tensors are read as float/uint16_t arrays. */
+            size_t n = zmq_msg_size(t);
+            void *buf = xmalloc(n ? n : 1);
+            memcpy(buf, zmq_msg_data(t), n);
+            zmq_msg_close(t);
+            zmq_msg_init_data(t, buf, n, free_aligned, NULL);
         }
         m->owned_[got] = t;
         m->tensors[got].data = zmq_msg_data(t);
