@@ -56,6 +56,8 @@ struct coordinator {
     size_t n_out, cap_out;
     struct coordinator_stats st;
     int db_error;
+    struct dirty_window { struct sched_job *job; int64_t k; } *dirty;
+    size_t n_dirty, cap_dirty; /* windows changed this turn, written once at its end */
 };
 
 static int64_t now_ms(void)
@@ -146,14 +148,43 @@ static void flush(struct coordinator *c)
 
 /* ---- hooks: persist what the scheduler changed ------------------------------ */
 
+/* A result changes its window's row twice (received, then final): the
+ * rows are written once per turn, in write_windows(). */
 static void hook_window(void *ctx, struct sched_job *j, int64_t k)
 {
     struct coordinator *c = ctx;
-    struct store_window w = {.k = k, .start = j->win[k].start, .len = j->win[k].len,
-                             .received_step = j->win[k].received_step,
-                             .final_step = j->win[k].final_step, .attempt = j->win[k].attempt};
-    if (store_window_update(c->store, j->row.id, &w))
-        c->db_error = 1;
+    if (c->n_dirty == c->cap_dirty) {
+        c->cap_dirty = c->cap_dirty ? 2 * c->cap_dirty : 256;
+        c->dirty = xrealloc(c->dirty, sizeof *c->dirty * c->cap_dirty);
+    }
+    c->dirty[c->n_dirty++] = (struct dirty_window){j, k};
+}
+
+static int dirty_cmp(const void *a, const void *b)
+{
+    const struct dirty_window *x = a, *y = b;
+    if (x->job->row.id != y->job->row.id)
+        return x->job->row.id < y->job->row.id ? -1 : 1;
+    return (x->k > y->k) - (x->k < y->k);
+}
+
+/* write_windows(): the rows of the windows changed since the last call. */
+static void write_windows(struct coordinator *c)
+{
+    qsort(c->dirty, c->n_dirty, sizeof *c->dirty, dirty_cmp);
+    for (size_t i = 0; i < c->n_dirty; i++) {
+        struct sched_job *j = c->dirty[i].job;
+        int64_t k = c->dirty[i].k;
+        if (i > 0 && c->dirty[i - 1].job == j && c->dirty[i - 1].k == k)
+            continue;
+        struct store_window w = {.k = k, .start = j->win[k].start, .len = j->win[k].len,
+                                 .received_step = j->win[k].received_step,
+                                 .final_step = j->win[k].final_step,
+                                 .attempt = j->win[k].attempt};
+        if (store_window_update(c->store, j->row.id, &w))
+            c->db_error = 1;
+    }
+    c->n_dirty = 0;
 }
 
 static void hook_job(void *ctx, struct sched_job *j)
@@ -660,8 +691,10 @@ int coordinator_new(const struct coordinator_opts *o, struct coordinator **out)
     if ((rc = store_begin(c->store)))
         goto fail;
     int requeued = store_recover(c->store);
-    if (requeued < 0 || (rc = store_load(c->store, on_loaded, c)) || (rc = store_commit(c->store))) {
-        rc = rc ? rc : requeued;
+    if (requeued >= 0 && (rc = store_load(c->store, on_loaded, c)) == 0)
+        write_windows(c);
+    if (requeued < 0 || rc || c->db_error || (rc = store_commit(c->store))) {
+        rc = requeued < 0 ? requeued : rc ? rc : ENC_EDB;
         goto fail;
     }
     if (requeued > 0)
@@ -717,6 +750,7 @@ static int end_turn(struct coordinator *c)
         if (j->state != SCHED_JOB_QUEUED && j->state != SCHED_JOB_RUNNING)
             latent_file_close(&j->lf);
     }
+    write_windows(c);
     if (rc || c->db_error) {
         /* Nothing of this turn is acknowledged; the process must stop. */
         return log_error_rc(rc ? rc : ENC_EDB, "cannot make state durable: stopping");
@@ -782,6 +816,7 @@ void coordinator_destroy(struct coordinator **pc)
         free(c->out[i].buf);
     }
     free(c->out);
+    free(c->dirty);
     if (c->sock)
         zmq_close(c->sock);
     if (c->own_ctx)
