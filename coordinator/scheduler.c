@@ -246,23 +246,6 @@ static void check_ready(struct sched *s, struct sched_job *j, int64_t k)
     make_ready(s, j, k);
 }
 
-/* to_bf16(): f32_to_bf16() over n values, written without a branch so the
- * compiler vectorizes it (same bits: round to nearest even, NaN stays NaN). */
-static void to_bf16(uint16_t *restrict dst, const float *restrict src, int64_t n)
-{
-    int64_t i = 0;
-    for (; i + 16 <= n; i += 16) /* fixed blocks: vectorized at -O2 too */
-        for (int q = 0; q < 16; q++) {
-            uint32_t u;
-            memcpy(&u, &src[i + q], 4);
-            uint32_t r = (u + 0x7fffu + ((u >> 16) & 1)) >> 16;
-            uint32_t nan = (u >> 16) | 0x40;
-            dst[i + q] = (uint16_t)((u & 0x7fffffffu) > 0x7f800000u ? nan : r);
-        }
-    for (; i < n; i++)
-        dst[i] = f32_to_bf16(src[i]);
-}
-
 static void *scratch(void *p, size_t *cap, size_t bytes)
 {
     if (*cap < bytes) {
@@ -725,7 +708,7 @@ void sched_accept(struct sched *s, const struct sched_task *t, const float *out,
     /* The predecessor's value at this step is final: blend now, write once. */
     int blended = n_head > 0 && j->win[t->k - 1].final_step >= t->step;
     s->buf16 = scratch(s->buf16, &s->cap16, sizeof(uint16_t) * (size_t)(w->len * j->fs));
-    to_bf16(s->buf16 + n_head * j->fs, out + n_head * j->fs, (w->len - n_head) * j->fs);
+    f32_to_bf16_n(s->buf16 + n_head * j->fs, out + n_head * j->fs, (w->len - n_head) * j->fs);
     if (blended) {
         blend_head(s, j, t->k, t->step, out, s->buf16);
         latent_file_write_slot(j->lf, t->step & 1, t->k, 0, s->buf16, w->len);

@@ -171,8 +171,7 @@ static void run_task(struct agent *a, const struct wire_msg *m, struct done_task
                          t->base_step);
                 return;
             }
-            for (int64_t i = 0; i < t->len * fs; i++)
-                x[i] = bf16_to_f32(ce->data[i]);
+            bf16_to_f32_n(x, ce->data, t->len * fs);
         }
         const uint16_t *in = m->n_tensors ? m->tensors[0].data : NULL;
         for (int q = 0; q < t->n_sent; q++) {
@@ -184,8 +183,7 @@ static void run_task(struct agent *a, const struct wire_msg *m, struct done_task
                 snprintf(d->message, sizeof d->message, "frame index %d out of range", f);
                 return;
             }
-            for (int64_t i = 0; i < fs; i++)
-                x[f * fs + i] = bf16_to_f32(in[q * fs + i]);
+            bf16_to_f32_n(x + f * fs, in + q * fs, fs);
         }
     }
     if (a->o.sim_ms > 0) {
@@ -207,8 +205,7 @@ static void run_task(struct agent *a, const struct wire_msg *m, struct done_task
             ce->data = xrealloc(ce->data, need * sizeof(uint16_t));
             ce->cap = need;
         }
-        for (size_t i = 0; i < need; i++)
-            ce->data[i] = f32_to_bf16(d->out[i]);
+        f32_to_bf16_n(ce->data, d->out, (int64_t)need);
         ce->job_id = t->job_id;
         ce->window = t->window;
         ce->step = t->step;
