@@ -22,6 +22,8 @@ struct coordinator_opts {
     int heartbeat_ms;       /* what workers are told to use */
     int lease_ms;           /* a worker silent this long loses its tasks */
     int64_t max_message;    /* bytes of one envelope frame; 0: default */
+    int commit_ms;          /* a busy turn's transaction gathers results this long (0: one
+                             * commit per poll wake-up); tasks never wait for it */
 };
 
 struct coordinator_stats {
