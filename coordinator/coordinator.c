@@ -129,9 +129,8 @@ static void flush_tasks(struct coordinator *c)
             keep++;
             continue;
         }
-        wire_send(c->sock, o->rid, o->rid_len, &o->m);
+        wire_send_take(c->sock, o->rid, o->rid_len, &o->m, o->buf); /* buf: no copy */
         wire_msg_release(&o->m);
-        free(o->buf);
     }
     c->n_out = keep;
 }
@@ -140,9 +139,8 @@ static void flush(struct coordinator *c)
 {
     for (size_t i = 0; i < c->n_out; i++) {
         struct outmsg *o = &c->out[i];
-        wire_send(c->sock, o->rid, o->rid_len, &o->m);
+        wire_send_take(c->sock, o->rid, o->rid_len, &o->m, o->buf); /* buf: no copy */
         wire_msg_release(&o->m); /* frees attached arrays (sent, jobs, ...) */
-        free(o->buf);
     }
     c->n_out = 0;
 }

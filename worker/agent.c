@@ -329,8 +329,7 @@ static void send_done(struct agent *a)
             m.u.result = d[i].ref;
             wire_msg_add_tensor(&m, WIRE_DTYPE_F32, 4, d[i].shape, d[i].out);
         }
-        wire_send(a->sock, NULL, 0, &m);
-        free(d[i].out);
+        wire_send_take(a->sock, NULL, 0, &m, d[i].out); /* the output leaves without a copy */
         /* A task of an ended session: grant its slot again explicitly. */
         if (d[i].session != a->session && a->state == ST_READY && !a->stop)
             send_simple(a, WIRE_CREDIT, 1);
