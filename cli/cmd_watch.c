@@ -70,14 +70,17 @@ int client_watch(void *zctx, const char *ep, uint64_t id, int quiet)
                          (long long)j->segments);
             for (int k = 0; k < j->n_window_steps; k++)
                 steps_done += j->window_steps[k];
+            char eta_s[32] = "?";
+            if (eta >= 0)
+                snprintf(eta_s, sizeof eta_s, "%.0fs", eta);
             fprintf(stderr,
                     "%sjob %llu %-9s steps %5.1f/%d windows %lld/%lld%s tasks %lld/%lld %.0f/s "
-                    "ETA %s%.0fs [%s]%s",
+                    "ETA %s [%s]%s",
                     tty ? "\r" : "", (unsigned long long)j->id, j->state,
                     j->n_window_steps ? (double)steps_done / j->n_window_steps : 0.0, j->steps,
                     (long long)j->windows_done, (long long)j->n_windows, chunks,
                     (long long)j->tasks_done, (long long)j->tasks_total, rate,
-                    eta < 0 ? "?" : "", eta < 0 ? 0.0 : eta, pic, tty && !over ? "" : "\n");
+                    eta_s, pic, tty && !over ? "" : "\n");
         }
         int rc = strcmp(j->state, "done") == 0 ? 0 : EXIT_STATUS_FAILURE;
         if (over && rc && j->error[0])

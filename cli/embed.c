@@ -4,6 +4,7 @@
 #include "embed.h"
 
 #include <pthread.h>
+#include <sys/prctl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,12 +30,14 @@ static void *coord_main(void *arg)
 {
     struct embed *e = arg;
     pthread_getcpuclockid(pthread_self(), &e->ccpu);
+    prctl(PR_SET_NAME, "encore-coord", 0, 0, 0); /* perf/top tell the threads apart */
     coordinator_run(e->c);
     return NULL;
 }
 
 static void *worker_main(void *arg)
 {
+    prctl(PR_SET_NAME, "encore-agent", 0, 0, 0);
     agent_run(arg);
     return NULL;
 }

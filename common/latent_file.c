@@ -33,6 +33,7 @@ struct latent_file {
     int64_t slot_values;  /* bf16 values in one parity's slots */
     int64_t *slot_off;    /* [n_windows] value offset of window k in a parity */
     int64_t dirty;
+    int io_error;       /* a pwrite/pread failed: sync refuses */
     int64_t since_drop; /* bytes written since pages were last dropped */
 };
 
@@ -135,19 +136,80 @@ float *latent_file_head(struct latent_file *lf, int64_t k)
     return base + k * lf->overlap * lf->fs;
 }
 
+static void io(struct latent_file *lf, int write, void *buf, size_t n, size_t off)
+{
+    uint8_t *p = buf;
+    while (n > 0) {
+        ssize_t r = write ? pwrite(lf->fd, p, n, (off_t)off) : pread(lf->fd, p, n, (off_t)off);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            if (!lf->io_error)
+                log_error("latent store '%s': cannot %s %zu bytes at %zu: %s", lf->path,
+                          write ? "write" : "read", n, off, r < 0 ? strerror(errno) : "short file");
+            lf->io_error = 1;
+            if (!write)
+                memset(p, 0, n);
+            return;
+        }
+        p += r;
+        n -= (size_t)r;
+        off += (size_t)r;
+    }
+    if (write)
+        lf->dirty += (int64_t)(p - (uint8_t *)buf);
+}
+
+static size_t slot_offset(const struct latent_file *lf, int parity, int64_t k, int64_t f)
+{
+    return HEADER_BYTES +
+           2 * (size_t)((int64_t)parity * lf->slot_values + lf->slot_off[k] + f * lf->fs);
+}
+
+static size_t head_offset(const struct latent_file *lf, int64_t k)
+{
+    return HEADER_BYTES + (size_t)lf->slot_values * 4 + 4 * (size_t)(k * lf->overlap * lf->fs);
+}
+
+void latent_file_write_slot(struct latent_file *lf, int parity, int64_t k, int64_t f,
+                            const uint16_t *src, int64_t n)
+{
+    io(lf, 1, (void *)(uintptr_t)src, 2 * (size_t)(n * lf->fs), slot_offset(lf, parity, k, f));
+}
+
+void latent_file_write_head(struct latent_file *lf, int64_t k, const float *src, int64_t n)
+{
+    io(lf, 1, (void *)(uintptr_t)src, 4 * (size_t)(n * lf->fs), head_offset(lf, k));
+}
+
+void latent_file_read_slot(struct latent_file *lf, int parity, int64_t k, int64_t f,
+                           uint16_t *dst, int64_t n)
+{
+    io(lf, 0, dst, 2 * (size_t)(n * lf->fs), slot_offset(lf, parity, k, f));
+}
+
+void latent_file_read_head(struct latent_file *lf, int64_t k, float *dst, int64_t n)
+{
+    io(lf, 0, dst, 4 * (size_t)(n * lf->fs), head_offset(lf, k));
+}
+
 void latent_file_note_write(struct latent_file *lf, int64_t bytes)
 {
     lf->dirty += bytes;
+    lf->since_drop += bytes;
 }
 
 int latent_file_sync(struct latent_file *lf, int durable)
 {
+    if (lf->io_error)
+        return log_error_rc(ENC_EIO, "latent store '%s': an earlier write or read failed",
+                            lf->path);
     if (durable && lf->dirty > 0 && fdatasync(lf->fd) != 0)
         return log_error_rc(ENC_EIO, "cannot sync latent store '%s': %s", lf->path,
                             strerror(errno));
-    /* Dirty shared pages already live in the page cache; dropping them from
-     * this process keeps resident memory flat whatever the video length. */
-    lf->since_drop += lf->dirty;
+    /* Pages touched through the mapping already live in the page cache;
+     * dropping them from this process keeps resident memory flat whatever
+     * the video length. pwrite/pread never map anything. */
     if (lf->since_drop > ((int64_t)32 << 20)) {
         madvise(lf->map, lf->map_bytes, MADV_DONTNEED);
         lf->since_drop = 0;

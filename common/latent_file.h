@@ -9,9 +9,13 @@
  *            len_k frames: v_k after step s lives in slots[s % 2]
  *   heads    per window, O frames of f32: a received output's first O frames
  *            kept unrounded until its predecessor's blend is final
- * The file is sparse and sized once; the mapping is virtual, and
- * latent_file_sync() writes dirty pages back and drops them from the
- * process, so resident memory does not grow with video length.
+ * The file is sparse and sized once. The hot path (every result, blend
+ * and task input) uses latent_file_write_*() / latent_file_read_*(), plain
+ * pwrite/pread through the page cache: no page faults, no write-protect
+ * faults after each sync, nothing resident in the process. The mapping
+ * (latent_file_slot, latent_file_head) serves cold paths (final latents, tests); it is
+ * coherent with the pwrites, and latent_file_sync() drops its pages, so
+ * resident memory does not grow with video length.
  */
 #ifndef ENCORE_LATENT_FILE_H
 #define ENCORE_LATENT_FILE_H
@@ -52,9 +56,24 @@ uint16_t *latent_file_slot(struct latent_file *lf, int parity, int64_t k);
 float *latent_file_head(struct latent_file *lf, int64_t k);
 
 /*
+ * latent_file_write_slot() writes n frames (bf16 [n][16][h][w]) into window
+ * k's slot of parity at window-local frame f; latent_file_write_head() the
+ * first n <= O frames (f32) of window k's head. latent_file_read_slot() /
+ * latent_file_read_head() read them back. An I/O error is logged once and
+ * kept: the next latent_file_sync() fails, so nothing of that turn is
+ * acknowledged (reads then leave zeros in dst).
+ */
+void latent_file_write_slot(struct latent_file *lf, int parity, int64_t k, int64_t f,
+                            const uint16_t *src, int64_t n);
+void latent_file_write_head(struct latent_file *lf, int64_t k, const float *src, int64_t n);
+void latent_file_read_slot(struct latent_file *lf, int parity, int64_t k, int64_t f,
+                           uint16_t *dst, int64_t n);
+void latent_file_read_head(struct latent_file *lf, int64_t k, float *dst, int64_t n);
+
+/*
  * latent_file_sync() makes everything written so far durable (durable != 0:
  * fdatasync) and releases the mapped pages from the process. Returns 0 or
- * ENC_EIO.
+ * ENC_EIO (also when an earlier write or read failed).
  */
 int latent_file_sync(struct latent_file *lf, int durable);
 

@@ -65,6 +65,12 @@ size_t wire_dtype_size(enum wire_dtype d)
     return d == WIRE_DTYPE_F32 ? 4 : d == WIRE_DTYPE_BF16 ? 2 : d == WIRE_DTYPE_U8 ? 1 : 0;
 }
 
+static void free_aligned(void *data, void *hint)
+{
+    (void)hint;
+    free(data);
+}
+
 void wire_msg_init(struct wire_msg *m, enum wire_kind kind)
 {
     memset(m, 0, sizeof *m);
@@ -782,29 +788,72 @@ bad:
 
 /* ---- framing ----------------------------------------------------------- */
 
-int wire_send(void *sock, const void *rid, size_t rid_len, const struct wire_msg *m)
+/* send_frame(): one frame; with give, data is a malloc block ZeroMQ takes
+ * over (freed by it, also on failure). */
+static int send_frame(void *sock, void *data, size_t n, int flags, int give)
+{
+    if (!give)
+        return zmq_send(sock, data, n, flags) < 0 ? -1 : 0;
+    zmq_msg_t msg;
+    if (zmq_msg_init_data(&msg, data, n, free_aligned, NULL) != 0) {
+        free(data);
+        return -1;
+    }
+    if (zmq_msg_send(&msg, sock, flags) < 0) {
+        zmq_msg_close(&msg);
+        return -1;
+    }
+    return 0;
+}
+
+static int send_msg(void *sock, const void *rid, size_t rid_len, const struct wire_msg *m,
+                    void *take)
 {
     uint8_t *buf = NULL;
     size_t len = 0;
     int rc = wire_encode(m, &buf, &len);
-    if (rc)
+    if (rc) {
+        free(take);
         return rc;
+    }
     int more = m->n_tensors > 0 ? ZMQ_SNDMORE : 0;
-    if (rid && zmq_send(sock, rid, rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+    if (rid && zmq_send(sock, rid, rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+        free(buf);
         goto fail;
-    if (zmq_send(sock, buf, len, more | ZMQ_DONTWAIT) < 0)
+    }
+    /* The envelope is ours to give: no copy. */
+    if (send_frame(sock, buf, len, more | ZMQ_DONTWAIT, 1) != 0)
         goto fail;
     for (int i = 0; i < m->n_tensors; i++) {
-        int fl = (i + 1 < m->n_tensors ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT;
-        if (zmq_send(sock, m->tensors[i].data, m->tensors[i].nbytes, fl) < 0)
+        int last = i + 1 == m->n_tensors;
+        int fl = (last ? 0 : ZMQ_SNDMORE) | ZMQ_DONTWAIT;
+        int give = last && take && m->tensors[i].data == take;
+        if (send_frame(sock, (void *)(uintptr_t)m->tensors[i].data, m->tensors[i].nbytes, fl,
+                       give) != 0) {
+            if (give)
+                take = NULL; /* freed by send_frame */
             goto fail;
+        }
+        if (give)
+            take = NULL;
     }
-    free(buf);
+    free(take); /* not one of the tensors: nothing took it */
     return 0;
 fail:
-    free(buf);
+    free(take);
     log_debug("wire: cannot send %s: %s", wire_kind_name(m->kind), zmq_strerror(errno));
     return ENC_EIO;
+}
+
+int wire_send(void *sock, const void *rid, size_t rid_len, const struct wire_msg *m)
+{
+    return send_msg(sock, rid, rid_len, m, NULL);
+}
+
+int wire_send_take(void *sock, const void *rid, size_t rid_len, const struct wire_msg *m,
+                   void *buf)
+{
+    return send_msg(sock, rid, rid_len, m, buf);
 }
 
 /* drain() reads and drops the remaining parts of a multipart message. */
@@ -890,6 +939,15 @@ int wire_recv(void *sock, uint8_t *rid, size_t *rid_len, int flags,
                 drain(sock);
             wire_msg_release(m);
             return ENC_EWIRE;
+        }
+        if (((uintptr_t)zmq_msg_data(t) & 7) != 0) {
+            /* Stream transports (ipc, tcp) may hand a frame at any offset of
+             * their buffer; tensors are read as float/uint16_t arrays. */
+            size_t n = zmq_msg_size(t);
+            void *buf = xmalloc(n ? n : 1);
+            memcpy(buf, zmq_msg_data(t), n);
+            zmq_msg_close(t);
+            zmq_msg_init_data(t, buf, n, free_aligned, NULL);
         }
         m->owned_[got] = t;
         m->tensors[got].data = zmq_msg_data(t);

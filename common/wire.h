@@ -235,6 +235,14 @@ int wire_decode(const uint8_t *buf, size_t len, const struct wire_limits *limits
 int wire_send(void *sock, const void *rid, size_t rid_len, const struct wire_msg *m);
 
 /*
+ * wire_send_take() is wire_send() for a message whose last tensor's data is
+ * the start of buf, a block from malloc: ZeroMQ takes it as it is (no copy)
+ * and frees it when sent. buf belongs to the callee, whatever the outcome.
+ */
+int wire_send_take(void *sock, const void *rid, size_t rid_len, const struct wire_msg *m,
+                   void *buf);
+
+/*
  * wire_recv() reads one whole multipart message. With a ROUTER socket pass
  * rid (WIRE_RID_MAX bytes) and rid_len to receive the sender's routing id.
  * flags: 0 or ZMQ_DONTWAIT. Returns 0 with m filled; ENC_ETIMEOUT when

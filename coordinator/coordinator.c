@@ -3,8 +3,12 @@
  *
  * Message handling is a switch over wire kinds; each handler changes the
  * scheduler and the store and queues its replies in `out`. Replies leave
- * only after the turn's commit (flush()). Bad input is answered with an
- * Error naming what was wrong and changes nothing else.
+ * only after the turn's commit (flush()), except new tasks: they promise
+ * nothing durable (a restart bumps every attempt, so a result computed from
+ * state that was lost is stale), so they leave as soon as the turn's
+ * results are applied (flush_tasks()), and workers never wait on an fsync.
+ * Bad input is answered with an Error naming what was wrong and changes
+ * nothing else.
  *
  * Files under the state directory (docs/state-dir.md): blobs/HASH (input
  * files by sha256), jobs/ID.lat (latents), jobs/ID.prep (the prepared job,
@@ -17,6 +21,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,20 +51,10 @@ struct outmsg {
     size_t rid_len;
     struct wire_msg m;
     void *buf; /* tensor data owned by the queue */
-    int pair;  /* buf is void *[2], two owned buffers */
+    void *buf2; /* a second owned buffer, freed once sent */
+    int early; /* may leave before the commit (a task) */
 };
 
-static void outmsg_free_buf(struct outmsg *o)
-{
-    if (o->pair) {
-        void **p = o->buf;
-        free(p[0]);
-        free(p[1]);
-    }
-    free(o->buf);
-    o->buf = NULL;
-    o->pair = 0;
-}
 
 struct coordinator {
     struct coordinator_opts o;
@@ -75,6 +70,8 @@ struct coordinator {
     size_t n_out, cap_out;
     struct coordinator_stats st;
     int db_error;
+    struct dirty_window { struct sched_job *job; int64_t k; } *dirty;
+    size_t n_dirty, cap_dirty; /* windows changed this turn, written once at its end */
 };
 
 static int64_t now_ms(void)
@@ -98,6 +95,7 @@ void coordinator_opts_default(struct coordinator_opts *o)
     o->heartbeat_ms = 1000;
     o->lease_ms = 5000;
     o->max_blob = COORDINATOR_MAX_BLOB_DEFAULT;
+    o->commit_ms = 4;
 }
 
 /* ---- outbound queue ------------------------------------------------------- */
@@ -115,7 +113,8 @@ static struct outmsg *reply(struct coordinator *c, const uint8_t *rid, size_t ri
     wire_msg_init(&o->m, kind);
     o->m.request_id = request_id;
     o->buf = NULL;
-    o->pair = 0;
+    o->buf2 = NULL;
+    o->early = 0;
     return o;
 }
 
@@ -134,27 +133,76 @@ static void reply_error(struct coordinator *c, const uint8_t *rid, size_t rid_le
     log_info("refused: %s", o->m.u.error.message);
 }
 
+/* flush_tasks(): send the queued tasks now, keep the rest in order. */
+static void flush_tasks(struct coordinator *c)
+{
+    size_t keep = 0;
+    for (size_t i = 0; i < c->n_out; i++) {
+        struct outmsg *o = &c->out[i];
+        if (!o->early) {
+            if (keep != i)
+                c->out[keep] = *o;
+            keep++;
+            continue;
+        }
+        wire_send_take(c->sock, o->rid, o->rid_len, &o->m, o->buf); /* buf: no copy */
+        wire_msg_release(&o->m);
+        free(o->buf2);
+    }
+    c->n_out = keep;
+}
+
 static void flush(struct coordinator *c)
 {
     for (size_t i = 0; i < c->n_out; i++) {
         struct outmsg *o = &c->out[i];
-        wire_send(c->sock, o->rid, o->rid_len, &o->m);
+        wire_send_take(c->sock, o->rid, o->rid_len, &o->m, o->buf); /* buf: no copy */
         wire_msg_release(&o->m); /* frees attached arrays (sent, jobs, ...) */
-        outmsg_free_buf(o);
+        free(o->buf2);
+        o->buf2 = NULL;
     }
     c->n_out = 0;
 }
 
 /* ---- hooks: persist what the scheduler changed ------------------------------ */
 
+/* A result changes its window's row twice (received, then final): the
+ * rows are written once per turn, in write_windows(). */
 static void hook_window(void *ctx, struct sched_job *j, int64_t k)
 {
     struct coordinator *c = ctx;
-    struct store_window w = {.k = k, .start = j->win[k].start, .len = j->win[k].len,
-                             .received_step = j->win[k].received_step,
-                             .final_step = j->win[k].final_step, .attempt = j->win[k].attempt};
-    if (store_window_update(c->store, j->row.id, &w))
-        c->db_error = 1;
+    if (c->n_dirty == c->cap_dirty) {
+        c->cap_dirty = c->cap_dirty ? 2 * c->cap_dirty : 256;
+        c->dirty = xrealloc(c->dirty, sizeof *c->dirty * c->cap_dirty);
+    }
+    c->dirty[c->n_dirty++] = (struct dirty_window){j, k};
+}
+
+static int dirty_cmp(const void *a, const void *b)
+{
+    const struct dirty_window *x = a, *y = b;
+    if (x->job->row.id != y->job->row.id)
+        return x->job->row.id < y->job->row.id ? -1 : 1;
+    return (x->k > y->k) - (x->k < y->k);
+}
+
+/* write_windows(): the rows of the windows changed since the last call. */
+static void write_windows(struct coordinator *c)
+{
+    qsort(c->dirty, c->n_dirty, sizeof *c->dirty, dirty_cmp);
+    for (size_t i = 0; i < c->n_dirty; i++) {
+        struct sched_job *j = c->dirty[i].job;
+        int64_t k = c->dirty[i].k;
+        if (i > 0 && c->dirty[i - 1].job == j && c->dirty[i - 1].k == k)
+            continue;
+        struct store_window w = {.k = k, .start = j->win[k].start, .len = j->win[k].len,
+                                 .received_step = j->win[k].received_step,
+                                 .final_step = j->win[k].final_step,
+                                 .attempt = j->win[k].attempt};
+        if (store_window_update(c->store, j->row.id, &w))
+            c->db_error = 1;
+    }
+    c->n_dirty = 0;
 }
 
 static void hook_job(void *ctx, struct sched_job *j)
@@ -957,6 +1005,7 @@ static void send_task(struct coordinator *c, struct sched_worker *w, const struc
     int64_t sk;
     int ss;
     sched_task_store_key(t, &sk, &ss);
+    o->early = 1;
     if (t->kind != WIRE_TASK_DENOISE) {
         wt->job_id = j->row.id;
         wt->task_id = t->task_id;
@@ -994,15 +1043,13 @@ static void send_task(struct coordinator *c, struct sched_worker *w, const struc
         c->st.bytes_full += full;
     }
     if (j->has_prepare) {
-        /* one more owned buffer: chain it after the latents in o->buf */
+        /* The prepared job is the last tensor: its buffer goes to ZeroMQ as
+         * it is; the latents' buffer is freed after sending. */
         void *extra = NULL;
         attach_prepared(c, w, o, j, &extra);
         if (extra) {
-            void **pair = xmalloc(sizeof(void *) * 2);
-            pair[0] = o->buf;
-            pair[1] = extra;
-            o->buf = pair;
-            o->pair = 1;
+            o->buf2 = o->buf;
+            o->buf = extra;
         }
     }
     c->st.tasks_sent++;
@@ -1070,6 +1117,12 @@ int coordinator_new(const struct coordinator_opts *o, struct coordinator **out)
                                 .task_requeued = hook_requeued};
     int rc;
     *out = NULL;
+    /* Every turn frees and reallocates the same tensor-sized buffers (ours
+     * and ZeroMQ's): keep freed heap pages instead of trimming them and
+     * faulting them in again each turn. Bounded by one turn's peak, not by
+     * video length. */
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    mallopt(M_TRIM_THRESHOLD, 64 << 20);
     c->o = *o;
     c->state_dir = xstrdup(o->state_dir);
     wire_limits_default(&c->limits);
@@ -1095,8 +1148,10 @@ int coordinator_new(const struct coordinator_opts *o, struct coordinator **out)
     if ((rc = store_begin(c->store)))
         goto fail;
     int requeued = store_recover(c->store);
-    if (requeued < 0 || (rc = store_load(c->store, on_loaded, c)) || (rc = store_commit(c->store))) {
-        rc = rc ? rc : requeued;
+    if (requeued >= 0 && (rc = store_load(c->store, on_loaded, c)) == 0)
+        write_windows(c);
+    if (requeued < 0 || rc || c->db_error || (rc = store_commit(c->store))) {
+        rc = requeued < 0 ? requeued : rc ? rc : ENC_EDB;
         goto fail;
     }
     if (requeued > 0)
@@ -1152,6 +1207,7 @@ static int end_turn(struct coordinator *c)
         if (j->state != SCHED_JOB_QUEUED && j->state != SCHED_JOB_RUNNING)
             latent_file_close(&j->lf);
     }
+    write_windows(c);
     if (rc || c->db_error) {
         /* Nothing of this turn is acknowledged; the process must stop. */
         return log_error_rc(rc ? rc : ENC_EDB, "cannot make state durable: stopping");
@@ -1166,6 +1222,14 @@ static int end_turn(struct coordinator *c)
     return 0;
 }
 
+/*
+ * One turn = one transaction. A turn opens with the first message after a
+ * commit and gathers what arrives for up to commit_ms (results are applied
+ * and new tasks sent as they come); then the latent stores are synced, the
+ * database commits and the acks leave. Under load this turns thousands of
+ * results per second into a few hundred commits; an idle wake-up commits at
+ * once.
+ */
 int coordinator_run(struct coordinator *c)
 {
     struct wire_msg m;
@@ -1173,13 +1237,20 @@ int coordinator_run(struct coordinator *c)
     size_t rid_len;
     char err[WIRE_ERR_MAX];
     int64_t last_expire = now_ms();
+    int64_t turn_start = -1; /* when the open turn got its first message */
     while (!c->stop) {
         zmq_pollitem_t it = {.socket = c->sock, .events = ZMQ_POLLIN};
-        int pr = zmq_poll(&it, 1, 100);
+        long timeout = 100;
+        if (turn_start >= 0) {
+            int64_t left = turn_start + c->o.commit_ms - now_ms();
+            timeout = left > 0 ? (long)left : 0;
+        }
+        int pr = zmq_poll(&it, 1, timeout);
         if (pr < 0 && errno != EINTR)
             return log_error_rc(ENC_EIO, "poll failed: %s", zmq_strerror(errno));
         if (store_begin(c->store))
             return ENC_EDB;
+        int got = 0;
         for (int i = 0; i < BATCH_MAX; i++) {
             int rc = wire_recv(c->sock, rid, &rid_len, ZMQ_DONTWAIT, &c->limits, &m, err,
                                sizeof err);
@@ -1192,6 +1263,7 @@ int coordinator_run(struct coordinator *c)
             }
             handle(c, rid, rid_len, &m);
             wire_msg_release(&m);
+            got++;
         }
         int64_t now = now_ms();
         if (now - last_expire >= 100) {
@@ -1199,11 +1271,17 @@ int coordinator_run(struct coordinator *c)
             last_expire = now;
         }
         dispatch(c);
+        flush_tasks(c);
+        if (got > 0 && turn_start < 0)
+            turn_start = now;
+        if (got > 0 && c->o.commit_ms > 0 && now - turn_start < c->o.commit_ms && !c->stop)
+            continue; /* keep gathering: the acks wait, the tasks are out */
+        turn_start = -1;
         int rc = end_turn(c);
         if (rc)
             return rc;
     }
-    return 0;
+    return turn_start >= 0 ? end_turn(c) : 0; /* stopped while gathering */
 }
 
 void coordinator_destroy(struct coordinator **pc)
@@ -1213,9 +1291,11 @@ void coordinator_destroy(struct coordinator **pc)
         return;
     for (size_t i = 0; i < c->n_out; i++) {
         wire_msg_release(&c->out[i].m);
-        outmsg_free_buf(&c->out[i]);
+        free(c->out[i].buf);
+        free(c->out[i].buf2);
     }
     free(c->out);
+    free(c->dirty);
     if (c->sock)
         zmq_close(c->sock);
     if (c->own_ctx)

@@ -24,6 +24,8 @@ struct coordinator_opts {
     int lease_ms;           /* a worker silent this long loses its tasks */
     int64_t max_message;    /* bytes of one envelope frame; 0: default */
     int64_t max_blob;       /* bytes of one input file (audio, image); 0: default */
+    int commit_ms;          /* a busy turn's transaction gathers results this long (0: one
+                             * commit per poll wake-up); tasks never wait for it */
 };
 
 #define COORDINATOR_MAX_BLOB_DEFAULT ((int64_t)256 << 20)

@@ -6,6 +6,14 @@
  * ready sequence asc). Entries are invalidated lazily: an entry is live only
  * while its window is READY with the same ready_seq, so requeues and
  * cancels never search the heap.
+ *
+ * Latent I/O goes through latent_file_write_X and _read_X (pwrite/pread, no page
+ * faults). A result whose predecessor is already final at that step is
+ * blended straight from the received f32 output and written once; only a
+ * result that must wait keeps its first O frames as f32 in the store's head
+ * (so after a crash, received_step == final_step + 1 with k > 0 and step > 0
+ * means exactly "the head is in the store"). Per result the work is
+ * O(window length + overlapping windows), never O(windows).
  */
 #include "scheduler.h"
 
@@ -45,6 +53,9 @@ struct sched {
     int n_queues;
     uint64_t seq;
     uint64_t next_worker_id;
+    uint16_t *buf16, *prev16; /* scratch: a window of bf16 frames; O frames */
+    float *head32;            /* scratch: O frames of f32 */
+    size_t cap16, cap_prev, cap_head;
 };
 
 /* ---- heap ---------------------------------------------------------------- */
@@ -165,6 +176,9 @@ void sched_destroy(struct sched **ps)
     for (int i = 0; i < s->n_queues; i++)
         free(s->queues[i].e);
     free(s->queues);
+    free(s->buf16);
+    free(s->prev16);
+    free(s->head32);
     free(s->jobs);
     free(s->workers);
     free(s);
@@ -289,22 +303,43 @@ static void check_ready(struct sched *s, struct sched_job *j, int64_t k)
     make_ready(s, j, k);
 }
 
-/* finalize(): v_k at step s becomes final: blend the head kept in f32 with
- * v_{k-1} (bf16, same parity) per DESIGN 2. */
-static void finalize(struct sched *s, struct sched_job *j, int64_t k, int step)
+static void *scratch(void *p, size_t *cap, size_t bytes)
+{
+    if (*cap < bytes) {
+        p = xrealloc(p, bytes);
+        *cap = bytes;
+    }
+    return p;
+}
+
+/* blend_head(): the first O frames of v_k at step (head: f32 [O][fs]) blended
+ * with v_{k-1} of the same parity (read from the store) into dst bf16 [O][fs]
+ * (DESIGN 2). */
+static void blend_head(struct sched *s, struct sched_job *j, int64_t k, int step,
+                       const float *head, uint16_t *dst)
+{
+    int O = j->row.params.overlap;
+    int64_t off = j->win[k].start - j->win[k - 1].start;
+    s->prev16 = scratch(s->prev16, &s->cap_prev, sizeof(uint16_t) * (size_t)(O * j->fs));
+    latent_file_read_slot(j->lf, step & 1, k - 1, off, s->prev16, O);
+    for (int f = 0; f < O; f++)
+        blend_frame(dst + f * j->fs, head + f * j->fs, s->prev16 + f * j->fs, j->weights[f],
+                    j->fs);
+}
+
+/* finalize(): v_k at step s becomes final. Unless the blend was already
+ * applied (blended), blend the head kept in f32 in the store with v_{k-1}. */
+static void finalize(struct sched *s, struct sched_job *j, int64_t k, int step, int blended)
 {
     struct sched_window *w = &j->win[k];
     int O = j->row.params.overlap;
-    int par = step & 1;
-    if (k > 0 && step > 0 && O > 0) {
-        uint16_t *slot = latent_file_slot(j->lf, par, k);
-        const uint16_t *prev = latent_file_slot(j->lf, par, k - 1);
-        const float *head = latent_file_head(j->lf, k);
-        int64_t off = w->start - j->win[k - 1].start;
-        for (int f = 0; f < O; f++)
-            blend_frame(slot + f * j->fs, head + f * j->fs, prev + (off + f) * j->fs,
-                        j->weights[f], j->fs);
-        latent_file_note_write(j->lf, O * j->fs * 2);
+    if (k > 0 && step > 0 && O > 0 && !blended) {
+        size_t n = (size_t)(O * j->fs);
+        s->head32 = scratch(s->head32, &s->cap_head, sizeof(float) * n);
+        s->buf16 = scratch(s->buf16, &s->cap16, sizeof(uint16_t) * n);
+        latent_file_read_head(j->lf, k, s->head32, O);
+        blend_head(s, j, k, step, s->head32, s->buf16);
+        latent_file_write_slot(j->lf, step & 1, k, 0, s->buf16, O);
     }
     w->final_step = step;
     if (step == j->row.params.steps - 1) {
@@ -323,14 +358,15 @@ static int can_finalize(const struct sched_job *j, int64_t k)
     return k == 0 || step == 0 || j->win[k - 1].final_step >= step;
 }
 
-/* advance(): finalize window k and every successor the chain unblocks, then
- * wake the windows around them; finish the job when all are done. */
-static void advance(struct sched *s, struct sched_job *j, int64_t k)
+/* advance(): finalize window k (already blended: blended) and every
+ * successor the chain unblocks, then wake the windows around them; finish
+ * the job when all are done. */
+static void advance(struct sched *s, struct sched_job *j, int64_t k, int blended)
 {
     int64_t first = k, last = k - 1, was_done = j->windows_done;
     while (k < j->n_windows && can_finalize(j, k)) {
         int step = j->win[k].received_step;
-        finalize(s, j, k, step);
+        finalize(s, j, k, step, k == first && blended);
         last = k;
         k++;
         if (step == 0)
@@ -433,7 +469,7 @@ int sched_add_job_staged(struct sched *s, const struct store_job *row,
         /* Blends a crash left pending, then the ready set. */
         for (int64_t k = 0; k < j->n_windows; k++)
             if (can_finalize(j, k))
-                advance(s, j, k);
+                advance(s, j, k, 0);
         for (int64_t k = 0; k < j->n_windows; k++)
             check_ready(s, j, k);
         if (j->has_prepare && j->prep.state == SCHED_WIN_WAITING)
@@ -751,6 +787,8 @@ int sched_task_input(struct sched_job *j, int64_t k, int step, int base_step, ui
     int par = (step - 1) & 1;
     int O = j->row.params.overlap;
     int n = 0;
+    /* Consecutive frames of one source window are read with one pread. */
+    int64_t run_K = -1, run_f = 0, run_n = 0, run_dst = 0;
     for (int64_t i = 0; i < w->len; i++) {
         int64_t f = w->start + i;
         int64_t K = last_window_of(j, f);
@@ -758,10 +796,21 @@ int sched_task_input(struct sched_job *j, int64_t k, int step, int base_step, ui
          * its own, not overwritten by a later window, not blended. */
         if (base_step >= 0 && K == k && !(k > 0 && base_step > 0 && i < O))
             continue;
-        const uint16_t *src = latent_file_slot(j->lf, par, K) + (f - j->win[K].start) * j->fs;
-        memcpy(buf + (int64_t)n * j->fs, src, sizeof(uint16_t) * (size_t)j->fs);
+        int64_t local = f - j->win[K].start;
+        if (run_n > 0 && (K != run_K || local != run_f + run_n)) {
+            latent_file_read_slot(j->lf, par, run_K, run_f, buf + run_dst * j->fs, run_n);
+            run_n = 0;
+        }
+        if (run_n == 0) {
+            run_K = K;
+            run_f = local;
+            run_dst = n;
+        }
+        run_n++;
         sent[n++] = (int32_t)i;
     }
+    if (run_n > 0)
+        latent_file_read_slot(j->lf, par, run_K, run_f, buf + run_dst * j->fs, run_n);
     return n;
 }
 
@@ -807,31 +856,6 @@ enum sched_verdict sched_check_result(struct sched *s, struct sched_worker *w,
     return SCHED_NOT_HELD;
 }
 
-void sched_accept(struct sched *s, const struct sched_task *t, const float *out, uint64_t by)
-{
-    struct sched_job *j = t->job;
-    struct sched_window *w = &j->win[t->k];
-    int O = j->row.params.overlap;
-    int n_head = (t->k > 0 && t->step > 0) ? O : 0;
-    uint16_t *slot = latent_file_slot(j->lf, t->step & 1, t->k);
-    if (n_head)
-        memcpy(latent_file_head(j->lf, t->k), out, sizeof(float) * (size_t)(n_head * j->fs));
-    for (int64_t i = (int64_t)n_head * j->fs; i < w->len * j->fs; i++)
-        slot[i] = f32_to_bf16(out[i]);
-    latent_file_note_write(j->lf, w->len * j->fs * 2 + n_head * j->fs * 4);
-    w->received_step = t->step;
-    w->state = SCHED_WIN_WAITING;
-    w->owner = 0;
-    w->last_worker = by;
-    j->tasks_done++;
-    struct sched_worker *bw = worker_by_id(s, by);
-    if (bw)
-        bw->tasks_done++;
-    window_changed(s, j, t->k);
-    advance(s, j, t->k);
-    assert(sched_check(j));
-}
-
 void sched_accept_unit(struct sched *s, const struct sched_task *t, uint64_t by)
 {
     struct sched_job *j = t->job;
@@ -850,16 +874,10 @@ void sched_accept_unit(struct sched *s, const struct sched_task *t, uint64_t by)
     }
 }
 
-const uint16_t *sched_final_frame(struct sched_job *j, int64_t f)
+/* check_range(): the invariants of scheduler.h for windows a..b. */
+static int check_range(const struct sched_job *j, int64_t a, int64_t b)
 {
-    int64_t K = last_window_of(j, f);
-    int par = (j->row.params.steps - 1) & 1;
-    return latent_file_slot(j->lf, par, K) + (f - j->win[K].start) * j->fs;
-}
-
-int sched_check(const struct sched_job *j)
-{
-    for (int64_t k = 0; k < j->n_windows; k++) {
+    for (int64_t k = a; k <= b; k++) {
         const struct sched_window *w = &j->win[k];
         if (w->received_step < w->final_step || w->received_step > w->final_step + 1)
             return 0;
@@ -872,6 +890,51 @@ int sched_check(const struct sched_job *j)
             return 0;
     }
     return 1;
+}
+
+void sched_accept(struct sched *s, const struct sched_task *t, const float *out, uint64_t by)
+{
+    struct sched_job *j = t->job;
+    struct sched_window *w = &j->win[t->k];
+    int O = j->row.params.overlap;
+    int n_head = (t->k > 0 && t->step > 0) ? O : 0;
+    /* The predecessor's value at this step is final: blend now, write once. */
+    int blended = n_head > 0 && j->win[t->k - 1].final_step >= t->step;
+    s->buf16 = scratch(s->buf16, &s->cap16, sizeof(uint16_t) * (size_t)(w->len * j->fs));
+    f32_to_bf16_n(s->buf16 + n_head * j->fs, out + n_head * j->fs, (w->len - n_head) * j->fs);
+    if (blended) {
+        blend_head(s, j, t->k, t->step, out, s->buf16);
+        latent_file_write_slot(j->lf, t->step & 1, t->k, 0, s->buf16, w->len);
+    } else {
+        if (n_head)
+            latent_file_write_head(j->lf, t->k, out, n_head);
+        latent_file_write_slot(j->lf, t->step & 1, t->k, n_head, s->buf16 + n_head * j->fs,
+                               w->len - n_head);
+    }
+    w->received_step = t->step;
+    w->state = SCHED_WIN_WAITING;
+    w->owner = 0;
+    w->last_worker = by;
+    j->tasks_done++;
+    struct sched_worker *bw = worker_by_id(s, by);
+    if (bw)
+        bw->tasks_done++;
+    window_changed(s, j, t->k);
+    advance(s, j, t->k, blended);
+    assert(check_range(j, w->lo > 0 ? w->lo - 1 : 0,
+                       w->hi + 1 < j->n_windows ? w->hi + 1 : j->n_windows - 1));
+}
+
+const uint16_t *sched_final_frame(struct sched_job *j, int64_t f)
+{
+    int64_t K = last_window_of(j, f);
+    int par = (j->row.params.steps - 1) & 1;
+    return latent_file_slot(j->lf, par, K) + (f - j->win[K].start) * j->fs;
+}
+
+int sched_check(const struct sched_job *j)
+{
+    return check_range(j, 0, j->n_windows - 1);
 }
 
 int64_t sched_pending(struct sched *s)

@@ -15,11 +15,13 @@
 #include "agent.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <time.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -520,8 +522,7 @@ static void run_task(struct agent *a, const struct wire_msg *m, struct done_task
                          t->base_step);
                 return;
             }
-            for (int64_t i = 0; i < t->len * fs; i++)
-                x[i] = bf16_to_f32(ce->data[i]);
+            bf16_to_f32_n(x, ce->data, t->len * fs);
         }
         const uint16_t *in = n_lat ? m->tensors[0].data : NULL;
         for (int q = 0; q < t->n_sent; q++) {
@@ -533,8 +534,7 @@ static void run_task(struct agent *a, const struct wire_msg *m, struct done_task
                 snprintf(d->message, sizeof d->message, "frame index %d out of range", f);
                 return;
             }
-            for (int64_t i = 0; i < fs; i++)
-                x[f * fs + i] = bf16_to_f32(in[q * fs + i]);
+            bf16_to_f32_n(x + f * fs, in + q * fs, fs);
         }
     }
     if (a->o.sim_ms > 0) {
@@ -566,8 +566,7 @@ static void run_task(struct agent *a, const struct wire_msg *m, struct done_task
             ce->data = xrealloc(ce->data, need * sizeof(uint16_t));
             ce->cap = need;
         }
-        for (size_t i = 0; i < need; i++)
-            ce->data[i] = f32_to_bf16(out[i]);
+        f32_to_bf16_n(ce->data, out, (int64_t)need);
         ce->job_id = t->job_id;
         ce->window = t->window;
         ce->step = t->step;
@@ -578,6 +577,7 @@ static void run_task(struct agent *a, const struct wire_msg *m, struct done_task
 static void *runner_main(void *arg)
 {
     struct agent *a = arg;
+    prctl(PR_SET_NAME, "encore-runner", 0, 0, 0);
     void *wake = zmq_socket(a->ctx, ZMQ_PAIR);
     zmq_connect(wake, a->wake_ep);
     for (;;) {
@@ -690,8 +690,7 @@ static void send_done(struct agent *a)
             m.u.result = d[i].ref;
             wire_msg_add_tensor(&m, d[i].dtype, d[i].ndim, d[i].shape, d[i].out);
         }
-        wire_send(a->sock, NULL, 0, &m);
-        free(d[i].out);
+        wire_send_take(a->sock, NULL, 0, &m, d[i].out); /* the output leaves without a copy */
         /* A task of an ended session: grant its slot again explicitly. */
         if (d[i].session != a->session && a->state == ST_READY && !a->stop)
             send_simple(a, WIRE_CREDIT, 1);
@@ -762,6 +761,10 @@ int agent_new(const struct agent_opts *o, struct agent **out)
     *out = NULL;
     if (strcmp(o->backend, "sim") != 0 && strcmp(o->backend, "engine") != 0)
         return log_error_rc(ENC_EINVAL, "unknown backend '%s' (sim or engine)", o->backend);
+    /* Each task allocates and frees the same tensor-sized buffers: keep the
+     * freed pages rather than trim and fault them in again (see coordinator.c). */
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    mallopt(M_TRIM_THRESHOLD, 64 << 20);
     struct agent *a = xcalloc(1, sizeof *a);
     a->o = *o;
     if (o->name)
