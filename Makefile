@@ -142,6 +142,7 @@ bench: $(BINS)
 	$(BUILD)/bin/encore bench engine
 	$(BUILD)/bin/encore bench farm --workers 64 --windows 1400 --steps 50 --sim-ms 20
 	$(BUILD)/bin/encore bench render
+	$(BUILD)/bin/encore bench encoders
 
 demo: $(BINS)
 	$(BUILD)/bin/encore render examples/speech.wav examples/portrait.png -o $(BUILD)/demo.mp4
