@@ -183,6 +183,8 @@ static struct tensor *gpu_like(const struct tensor *t)
 
 /* ---- linear ---- */
 
+static double linear_rel = 1e-5; /* tolerance relative to max |y| */
+
 static void test_linear(int64_t M, int64_t N, int64_t K, enum dtype dt, int bias)
 {
     struct pair x = rand_pair(1.0, SHAPE(M, K)), w = rand_weight(dt, SHAPE(N, K));
@@ -190,7 +192,7 @@ static void test_linear(int64_t M, int64_t N, int64_t K, enum dtype dt, int bias
     struct pair y = empty_pair(SHAPE(M, N));
     int rc = backend_linear(cpu, y.c, x.c, w.c, b.c);
     int rg = backend_linear(gpu, y.g, x.g, w.g, b.g);
-    ok(rc == 0 && rg == 0 && close_pair(&y, 1e-5, 1e-6, "linear"),
+    ok(rc == 0 && rg == 0 && close_pair(&y, linear_rel, 1e-6, "linear"),
        "linear M=%lld N=%lld K=%lld w=%s%s", (long long)M, (long long)N, (long long)K,
        dtype_name(dt), bias ? " +bias" : "");
     struct tensor *y2 = gpu_like(y.g);
@@ -489,6 +491,21 @@ int main(void)
               DTYPE_F32, 0);
 
     test_failures();
+
+    /* the opt-in tensor-core path: x rounded to bf16 (2^-9 relative per term) */
+    setenv("ENCORE_CUDA_GEMM", "bf16", 1);
+    struct backend *g32 = gpu;
+    gpu = backend_open("cuda:0", 0);
+    unsetenv("ENCORE_CUDA_GEMM");
+    ok(gpu != NULL, "cuda backend opens with ENCORE_CUDA_GEMM=bf16");
+    if (gpu) {
+        linear_rel = 1e-2;
+        test_linear(300, 260, 130, DTYPE_BF16, 1);
+        test_linear(7, 9, 1536, DTYPE_BF16, 0);
+        test_linear(5, 33, 64, DTYPE_F16, 1); /* f16 keeps the f32 path */
+        backend_destroy(&gpu);
+    }
+    gpu = g32;
 
     backend_destroy(&gpu);
     backend_destroy(&cpu);

@@ -271,11 +271,17 @@ static int open_ctx(struct cuda_ctx *c, int device)
         (rc = cuda_blas_check(cublasSetPointerMode(c->blas, CUBLAS_POINTER_MODE_HOST),
                               "pointer mode")))
         return rc;
+    const char *gemm = getenv("ENCORE_CUDA_GEMM");
+    if (gemm && strcmp(gemm, "bf16") == 0)
+        c->gemm_bf16 = 1;
+    else if (gemm && *gemm && strcmp(gemm, "f32") != 0)
+        log_warn("ignoring ENCORE_CUDA_GEMM='%s': want f32 or bf16", gemm);
     size_t free_b = 0, total_b = 0;
     if (cudaMemGetInfo(&free_b, &total_b) != cudaSuccess)
         free_b = total_b = 0;
-    log_info("backend %s: sm_%d%d, %zu MiB free of %zu, %s allocator", c->name, prop.major,
-             prop.minor, free_b >> 20, total_b >> 20, c->use_pool ? "stream-ordered" : "plain");
+    log_info("backend %s: sm_%d%d, %zu MiB free of %zu, %s allocator, %s gemm", c->name,
+             prop.major, prop.minor, free_b >> 20, total_b >> 20,
+             c->use_pool ? "stream-ordered" : "plain", c->gemm_bf16 ? "bf16" : "f32");
     return 0;
 }
 

@@ -35,6 +35,7 @@ struct cuda_ctx {
     cudaStream_t stream;      /* every op and copy runs here, in call order */
     cublasHandle_t blas;      /* bound to stream */
     int use_pool;             /* 1: cudaMallocAsync/cudaFreeAsync on stream */
+    int gemm_bf16;            /* 1: bf16 weights x bf16-rounded activations (opt-in) */
     int max_smem_optin;       /* bytes of dynamic shared memory a block may opt into */
     void *scratch;            /* (scratch_cap) device bytes, grow-only */
     size_t scratch_cap;

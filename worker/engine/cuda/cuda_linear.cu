@@ -16,7 +16,15 @@
  * LIN_SCRATCH bytes of rows at a time, and each slice is one sgemm writing
  * its columns of y. The slicing depends only on (N, K): results are the same
  * bytes on every run.
+ *
+ * Opt-in (ENCORE_CUDA_GEMM=bf16, read when the backend opens): a BF16 weight
+ * is used as is by cublasGemmEx on the tensor cores, the activations being
+ * rounded to bf16 (to nearest even) into scratch, with f32 accumulation
+ * (CUBLAS_COMPUTE_32F) and an f32 output. Much faster; the result then
+ * differs from the cpu backend by the rounding of x (about 2^-9 relative),
+ * so it is not the default. Still the same bytes run to run.
  */
+#include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <limits.h>
 
@@ -38,6 +46,13 @@ __global__ void widen_f16_kernel(float *dst, const uint16_t *src, int64_t n)
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
          i += (int64_t)gridDim.x * blockDim.x)
         dst[i] = __half2float(__ushort_as_half(src[i]));
+}
+
+__global__ void narrow_bf16_kernel(uint16_t *dst, const float *src, int64_t n)
+{
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
+         i += (int64_t)gridDim.x * blockDim.x)
+        dst[i] = __bfloat16_as_ushort(__float2bfloat16_rn(src[i]));
 }
 
 __global__ void add_rowvec_kernel(float *y, const float *b, int64_t rows, int64_t cols,
@@ -102,6 +117,40 @@ static int gemm_rows(struct cuda_ctx *c, float *y, const float *x, const float *
     return 0;
 }
 
+/* gemm_bf16() is y = bf16(x) . w^T on the tensor cores for a BF16 w (N, K),
+ * LIN_SCRATCH bytes of rounded rows of x at a time. */
+static int gemm_bf16(struct cuda_ctx *c, float *y, const float *x, const void *w, int64_t M,
+                     int64_t N, int64_t K)
+{
+    int64_t mb = (int64_t)(LIN_SCRATCH / ((size_t)K * sizeof(uint16_t)));
+    if (mb < 1)
+        mb = 1;
+    if (mb > M)
+        mb = M;
+    if (mb > LIN_MAX_ROWS)
+        mb = LIN_MAX_ROWS;
+    uint16_t *xb = (uint16_t *)cuda_scratch(c, (size_t)(mb * K) * sizeof(uint16_t), "linear");
+    if (!xb)
+        return ENC_ENOMEM;
+    const float one = 1.0f, zero = 0.0f;
+    for (int64_t m0 = 0; m0 < M; m0 += mb) {
+        int64_t mm = M - m0 < mb ? M - m0 : mb;
+        narrow_bf16_kernel<<<cuda_blocks(mm * K, LIN_THREADS), LIN_THREADS, 0, c->stream>>>(
+            xb, x + m0 * K, mm * K);
+        int rc = cuda_launch_check("narrow activations to bf16");
+        if (rc)
+            return rc;
+        rc = cuda_blas_check(cublasGemmEx(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)N, (int)mm,
+                                          (int)K, &one, w, CUDA_R_16BF, (int)K, xb, CUDA_R_16BF,
+                                          (int)K, &zero, y + m0 * N, CUDA_R_32F, (int)N,
+                                          CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                             "linear bf16 gemm");
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
 int cuda_linear(struct backend *be, struct tensor *y, const struct tensor *x,
                 const struct tensor *w, const struct tensor *b)
 {
@@ -123,7 +172,9 @@ int cuda_linear(struct backend *be, struct tensor *y, const struct tensor *x,
             return rc;
         return bd ? cuda_add_rowvec(c, yd, bd, M, N, N) : 0;
     }
-    if (w->dtype == DTYPE_F32) {
+    if (w->dtype == DTYPE_BF16 && c->gemm_bf16) {
+        rc = gemm_bf16(c, yd, (const float *)x->data, w->data, M, N, K);
+    } else if (w->dtype == DTYPE_F32) {
         rc = gemm_rows(c, yd, (const float *)x->data, (const float *)w->data, M, N, K, 0, N);
     } else {
         int64_t nb = (int64_t)(LIN_SCRATCH / ((size_t)K * sizeof(float)));
