@@ -471,6 +471,8 @@ int main(void)
 
     test_rope(1, 40, 3, 2, 3, 5, 6, 5, 5);    /* 30 of 40 tokens rotated */
     test_rope(2, 24, 2, 2, 3, 4, 22, 21, 21); /* Wan's 128 head dim split */
+    test_rope(2, 24, 2, 2, 3, 4, 22, 21, 21); /* the cached tables */
+    test_rope(1, 40, 3, 2, 3, 5, 6, 5, 5);    /* rebuilt into the same buffer */
 
     test_attention(2, 50, 77, 3, 64);
     test_attention(1, 33, 1, 2, 128);   /* one key */

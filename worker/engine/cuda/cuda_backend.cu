@@ -60,7 +60,7 @@ struct cuda_ctx *cuda_ctx_of(struct backend *be)
 
 /* ---- memory ---- */
 
-static void *dev_alloc(struct cuda_ctx *c, size_t bytes)
+void *cuda_dev_alloc(struct cuda_ctx *c, size_t bytes)
 {
     void *p = NULL;
     cudaError_t err = c->use_pool ? cudaMallocAsync(&p, bytes, c->stream) : cudaMalloc(&p, bytes);
@@ -73,7 +73,7 @@ static void *dev_alloc(struct cuda_ctx *c, size_t bytes)
     return p;
 }
 
-static void dev_free(struct cuda_ctx *c, void *p)
+void cuda_dev_free(struct cuda_ctx *c, void *p)
 {
     if (!p)
         return;
@@ -95,11 +95,11 @@ void *cuda_scratch(struct cuda_ctx *c, size_t bytes, const char *what)
         return c->scratch;
     size_t want = (bytes + CUDA_SCRATCH_ROUND - 1) / CUDA_SCRATCH_ROUND * CUDA_SCRATCH_ROUND;
     /* queued work may still read the old buffer: the pool frees it in stream
-     * order, the fallback path waits for the stream inside dev_free */
-    dev_free(c, c->scratch);
+     * order, the fallback path waits for the stream inside cuda_dev_free */
+    cuda_dev_free(c, c->scratch);
     c->scratch = NULL;
     c->scratch_cap = 0;
-    void *p = dev_alloc(c, want);
+    void *p = cuda_dev_alloc(c, want);
     if (!p) {
         log_error("cuda %s: no %zu bytes of scratch", what, want);
         return NULL;
@@ -112,12 +112,12 @@ void *cuda_scratch(struct cuda_ctx *c, size_t bytes, const char *what)
 static void *cu_alloc(struct backend *be, size_t bytes)
 {
     struct cuda_ctx *c = cuda_ctx_of(be);
-    return dev_alloc(c, bytes < CUDA_MIN_ALLOC ? CUDA_MIN_ALLOC : bytes);
+    return cuda_dev_alloc(c, bytes < CUDA_MIN_ALLOC ? CUDA_MIN_ALLOC : bytes);
 }
 
 static void cu_free(struct backend *be, void *p)
 {
-    dev_free(cuda_ctx_of(be), p);
+    cuda_dev_free(cuda_ctx_of(be), p);
 }
 
 static int cu_upload(struct backend *be, void *dst, const void *host_src, size_t bytes)
@@ -175,7 +175,8 @@ static void cu_destroy(struct backend *be)
     if (c->stream) {
         /* the device is current: open_ctx set it before creating the stream */
         (void)cudaSetDevice(c->device);
-        dev_free(c, c->scratch);
+        cuda_dev_free(c, c->scratch);
+        cuda_dev_free(c, c->rope_tab);
         if (c->blas)
             cublasDestroy(c->blas);
         (void)cudaStreamSynchronize(c->stream);

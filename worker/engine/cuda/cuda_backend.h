@@ -39,6 +39,10 @@ struct cuda_ctx {
     int max_smem_optin;       /* bytes of dynamic shared memory a block may opt into */
     void *scratch;            /* (scratch_cap) device bytes, grow-only */
     size_t scratch_cap;
+    /* rope3d cos/sin tables of the last parameters, kept on the device */
+    struct rope3d_params rope_key;
+    double *rope_tab;         /* (rope_cap / 8) doubles or NULL */
+    size_t rope_cap;
     char name[96];            /* "cuda:N (device name)" for messages */
 };
 
@@ -52,6 +56,11 @@ int cuda_check(cudaError_t err, const char *what);
 int cuda_blas_check(cublasStatus_t st, const char *what);
 /* cuda_launch_check() checks the launch just made (cudaGetLastError). */
 int cuda_launch_check(const char *what);
+
+/* cuda_dev_alloc() is bytes of device memory (stream-ordered), NULL when
+ * out of memory (logged); cuda_dev_free() frees it after queued work. */
+void *cuda_dev_alloc(struct cuda_ctx *c, size_t bytes);
+void cuda_dev_free(struct cuda_ctx *c, void *p);
 
 /* cuda_scratch() returns at least bytes of device scratch, valid until the
  * next call (earlier work on the stream may still use the old buffer; the

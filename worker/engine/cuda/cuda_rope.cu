@@ -6,8 +6,9 @@
  * the first split[0] pairs, i for the next split[1], j for the last split[2];
  * omega = theta^(-2k/(2*split)) with k the pair's index within its axis.
  * The cos/sin tables are computed on the host in double with the very
- * expressions of the cpu backend (so they are the same bits), uploaded to
- * device scratch, and one thread per rotated pair does the complex product
+ * expressions of the cpu backend (so they are the same bits) and kept on the
+ * device for the next call with the same parameters; one thread per rotated
+ * pair does the complex product
  * in double and rounds once to f32: the result is the cpu's, bit for bit.
  * Tokens past f*h'*w' are left alone.
  */
@@ -62,6 +63,65 @@ __global__ void rope_kernel(float *x, const double *tab, int64_t n, struct rope_
     }
 }
 
+/* same_key() tells whether the cached tables were made for p. */
+static bool same_key(const struct rope3d_params *a, const struct rope3d_params *b)
+{
+    for (int i = 0; i < 3; i++)
+        if (a->grid[i] != b->grid[i] || a->split[i] != b->split[i])
+            return false;
+    return a->theta == b->theta;
+}
+
+/* rope_tables() sets *tab to the device tables for p, (re)building the
+ * cache when p differs from the last call. 0, ENC_ENOMEM or ENC_EDEVICE. */
+static int rope_tables(struct cuda_ctx *c, const struct rope3d_params *p, const int64_t *off,
+                       int64_t total, const double **tab)
+{
+    size_t bytes = (size_t)total * sizeof(double);
+    *tab = c->rope_tab;
+    if (c->rope_tab && same_key(&c->rope_key, p))
+        return 0;
+    if (bytes > c->rope_cap) {
+        cuda_dev_free(c, c->rope_tab);
+        c->rope_tab = NULL;
+        c->rope_cap = 0;
+        double *t = (double *)cuda_dev_alloc(c, bytes);
+        if (!t)
+            return ENC_ENOMEM;
+        c->rope_tab = t;
+        c->rope_cap = bytes;
+    }
+    double *host = (double *)xmalloc(bytes);
+    for (int a = 0; a < 3; a++) {
+        int sa = p->split[a];
+        double *t = host + off[a];
+        for (int k = 0; k < sa; k++) {
+            /* as Wan's rope_params and cpu_rope.c: 1 / theta^(2k / 2s) */
+            double omega = 1.0 / pow(p->theta, (double)(2 * k) / (double)(2 * sa));
+            for (int64_t pos = 0; pos < p->grid[a]; pos++) {
+                double ang = (double)pos * omega;
+                t[(pos * sa + k) * 2] = cos(ang);
+                t[(pos * sa + k) * 2 + 1] = sin(ang);
+            }
+        }
+    }
+    /* wait for the copy so host can go (a cache miss is rare: the DiT
+     * rotates with the same grid in every block of every step) */
+    int rc = cuda_check(cudaMemcpyAsync(c->rope_tab, host, bytes, cudaMemcpyHostToDevice,
+                                        c->stream),
+                        "rope3d table upload");
+    if (!rc)
+        rc = cuda_check(cudaStreamSynchronize(c->stream), "rope3d table upload");
+    free(host);
+    if (rc) {
+        c->rope_key.theta = -1.0; /* never matches a valid call */
+        return rc;
+    }
+    c->rope_key = *p;
+    *tab = c->rope_tab;
+    return 0;
+}
+
 int cuda_rope3d(struct backend *be, struct tensor *x, const struct rope3d_params *p)
 {
     struct cuda_ctx *c = cuda_ctx_of(be);
@@ -81,29 +141,8 @@ int cuda_rope3d(struct backend *be, struct tensor *x, const struct rope3d_params
     int64_t n = B * s.n_rot * s.H * s.P;
     if (n <= 0)
         return 0;
-    double *host = (double *)xmalloc((size_t)total * sizeof(double));
-    for (int a = 0; a < 3; a++) {
-        int sa = p->split[a];
-        double *t = host + s.off[a];
-        for (int k = 0; k < sa; k++) {
-            /* as Wan's rope_params and cpu_rope.c: 1 / theta^(2k / 2s) */
-            double omega = 1.0 / pow(p->theta, (double)(2 * k) / (double)(2 * sa));
-            for (int64_t pos = 0; pos < p->grid[a]; pos++) {
-                double ang = (double)pos * omega;
-                t[(pos * sa + k) * 2] = cos(ang);
-                t[(pos * sa + k) * 2 + 1] = sin(ang);
-            }
-        }
-    }
-    double *tab = (double *)cuda_scratch(c, (size_t)total * sizeof(double), "rope3d");
-    int rc = tab ? 0 : ENC_ENOMEM;
-    /* an async copy from pageable memory returns once the host bytes are
-     * staged, so host may be freed right after */
-    if (!rc)
-        rc = cuda_check(cudaMemcpyAsync(tab, host, (size_t)total * sizeof(double),
-                                        cudaMemcpyHostToDevice, c->stream),
-                        "rope3d table upload");
-    free(host);
+    const double *tab = NULL;
+    int rc = rope_tables(c, p, s.off, total, &tab);
     if (rc)
         return rc;
     rope_kernel<<<cuda_blocks(n, ROPE_THREADS), ROPE_THREADS, 0, c->stream>>>(
