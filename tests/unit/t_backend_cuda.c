@@ -75,8 +75,11 @@ static struct pair pair_from(enum dtype dt, int ndim, const int64_t *shape, cons
     return p;
 }
 
-#define SHAPE(...)                                                                             \
-    (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), (int64_t[]) { __VA_ARGS__ }
+#define SHAPE(...)                                                                                 \
+    (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), (int64_t[])                         \
+    {                                                                                              \
+        __VA_ARGS__                                                                                \
+    }
 
 /* a random f32 pair of amplitude amp */
 static struct pair rand_pair(double amp, int ndim, const int64_t *shape)
@@ -109,7 +112,8 @@ static struct pair rand_weight(enum dtype dt, int ndim, const int64_t *shape)
 
 static struct pair empty_pair(int ndim, const int64_t *shape)
 {
-    struct pair p = {tensor_new(cpu, DTYPE_F32, ndim, shape), tensor_new(gpu, DTYPE_F32, ndim, shape)};
+    struct pair p = {tensor_new(cpu, DTYPE_F32, ndim, shape),
+                     tensor_new(gpu, DTYPE_F32, ndim, shape)};
     if (!p.c || !p.g) {
         fprintf(stderr, "t_backend_cuda: cannot allocate\n");
         exit(1);
@@ -224,8 +228,8 @@ static void test_norm(int rms, int64_t rows, int64_t D, int affine, int alias)
         rg = backend_layer_norm(gpu, y.g, x.g, w.g, b.g, 1e-5f);
     }
     ok(rc == 0 && rg == 0 && close_pair(&y, 2e-6, 1e-7, rms ? "rms_norm" : "layer_norm"),
-       "%s rows=%lld D=%lld%s%s", rms ? "rms_norm" : "layer_norm", (long long)rows,
-       (long long)D, affine ? " affine" : "", alias ? " in place" : "");
+       "%s rows=%lld D=%lld%s%s", rms ? "rms_norm" : "layer_norm", (long long)rows, (long long)D,
+       affine ? " affine" : "", alias ? " in place" : "");
     struct tensor *y2 = gpu_like(x.g);
     rg = rms ? backend_rms_norm(gpu, y2, g_in, w.g, 1e-6f)
              : backend_layer_norm(gpu, y2, g_in, w.g, b.g, 1e-5f);
@@ -265,8 +269,8 @@ static void test_ew(enum ew op, const char *name, int64_t n, int64_t nb, int ali
     int rc = run_ew(cpu, op, y.c, a.c, b.c), rg = run_ew(gpu, op, y.g, a.g, b.g);
     /* one f32 rounding of the same double formula; libm and CUDA's double
      * exp/erfc may differ in the last double bit, rarely visible in f32 */
-    ok(rc == 0 && rg == 0 && close_pair(&y, 2e-7, 1e-30, name), "%s n=%lld%s", name,
-       (long long)n, alias ? " in place" : "");
+    ok(rc == 0 && rg == 0 && close_pair(&y, 2e-7, 1e-30, name), "%s n=%lld%s", name, (long long)n,
+       alias ? " in place" : "");
     if (!alias)
         pair_destroy(&y);
     pair_destroy(&a);
@@ -298,16 +302,16 @@ static void test_modulate(int64_t B, int64_t T, int64_t D, int per_batch)
 
 /* ---- rope ---- */
 
-static void test_rope(int64_t B, int64_t T, int64_t H, int64_t f, int64_t hh, int64_t ww,
-                      int s0, int s1, int s2)
+static void test_rope(int64_t B, int64_t T, int64_t H, int64_t f, int64_t hh, int64_t ww, int s0,
+                      int s1, int s2)
 {
     int64_t Dh = 2 * (s0 + s1 + s2);
     struct pair x = rand_pair(2.0, SHAPE(B, T, H, Dh));
     struct rope3d_params p = {.grid = {f, hh, ww}, .split = {s0, s1, s2}, .theta = 10000.0};
     int rc = backend_rope3d(cpu, x.c, &p), rg = backend_rope3d(gpu, x.g, &p);
     ok(rc == 0 && rg == 0 && close_pair(&x, 1e-7, 0, "rope3d"),
-       "rope3d [%lld,%lld,%lld,%lld] grid %lldx%lldx%lld", (long long)B, (long long)T,
-       (long long)H, (long long)Dh, (long long)f, (long long)hh, (long long)ww);
+       "rope3d [%lld,%lld,%lld,%lld] grid %lldx%lldx%lld", (long long)B, (long long)T, (long long)H,
+       (long long)Dh, (long long)f, (long long)hh, (long long)ww);
     pair_destroy(&x);
 }
 
@@ -322,8 +326,8 @@ static void test_attention(int64_t B, int64_t Tq, int64_t Tk, int64_t H, int64_t
     int rc = backend_attention(cpu, o.c, q.c, k.c, v.c, scale);
     int rg = backend_attention(gpu, o.g, q.g, k.g, v.g, scale);
     ok(rc == 0 && rg == 0 && close_pair(&o, 2e-5, 1e-6, "attention"),
-       "attention B=%lld Tq=%lld Tk=%lld H=%lld D=%lld", (long long)B, (long long)Tq,
-       (long long)Tk, (long long)H, (long long)D);
+       "attention B=%lld Tq=%lld Tk=%lld H=%lld D=%lld", (long long)B, (long long)Tq, (long long)Tk,
+       (long long)H, (long long)D);
     struct tensor *o2 = gpu_like(o.g);
     ok(backend_attention(gpu, o2, q.g, k.g, v.g, scale) == 0 && same_bytes(o.g, o2),
        "attention D=%lld: same bytes twice", (long long)D);
@@ -381,8 +385,8 @@ static void test_copy(void)
 
 /* ---- conv3d ---- */
 
-static void test_conv(int64_t cin, int64_t cout, int64_t T, int64_t H, int64_t W, int kt,
-                      int kh, int kw, struct conv_params p, enum dtype dt, int bias)
+static void test_conv(int64_t cin, int64_t cout, int64_t T, int64_t H, int64_t W, int kt, int kh,
+                      int kw, struct conv_params p, enum dtype dt, int bias)
 {
     struct pair x = rand_pair(1.0, SHAPE(cin, T, H, W));
     struct pair w = rand_weight(dt, SHAPE(cout, cin / p.groups, kt, kh, kw));
@@ -394,9 +398,9 @@ static void test_conv(int64_t cin, int64_t cout, int64_t T, int64_t H, int64_t W
     int rc = backend_conv3d(cpu, y.c, x.c, w.c, b.c, &p);
     int rg = backend_conv3d(gpu, y.g, x.g, w.g, b.g, &p);
     ok(rc == 0 && rg == 0 && close_pair(&y, 1e-5, 1e-6, "conv3d"),
-       "conv3d %lld->%lld k=%dx%dx%d s=%d,%d,%d groups=%d w=%s%s", (long long)cin,
-       (long long)cout, kt, kh, kw, p.stride[0], p.stride[1], p.stride[2], p.groups,
-       dtype_name(dt), bias ? " +bias" : "");
+       "conv3d %lld->%lld k=%dx%dx%d s=%d,%d,%d groups=%d w=%s%s", (long long)cin, (long long)cout,
+       kt, kh, kw, p.stride[0], p.stride[1], p.stride[2], p.groups, dtype_name(dt),
+       bias ? " +bias" : "");
     struct tensor *y2 = gpu_like(y.g);
     ok(backend_conv3d(gpu, y2, x.g, w.g, b.g, &p) == 0 && same_bytes(y.g, y2),
        "conv3d groups=%d: same bytes twice", p.groups);
@@ -475,10 +479,10 @@ int main(void)
     test_rope(1, 40, 3, 2, 3, 5, 6, 5, 5);    /* rebuilt into the same buffer */
 
     test_attention(2, 50, 77, 3, 64);
-    test_attention(1, 33, 1, 2, 128);   /* one key */
-    test_attention(1, 1, 300, 4, 128);  /* one query, tiles plus a remainder */
-    test_attention(1, 70, 65, 2, 40);   /* odd head dim (CLIP's 80 / 2) */
-    test_attention(1, 20, 45, 1, 384);  /* the VAE's single-head attention */
+    test_attention(1, 33, 1, 2, 128);  /* one key */
+    test_attention(1, 1, 300, 4, 128); /* one query, tiles plus a remainder */
+    test_attention(1, 70, 65, 2, 40);  /* odd head dim (CLIP's 80 / 2) */
+    test_attention(1, 20, 45, 1, 384); /* the VAE's single-head attention */
 
     test_permute();
     test_copy();
@@ -489,8 +493,8 @@ int main(void)
     test_conv(5, 7, 3, 9, 11, 3, 3, 3, same, DTYPE_F32, 1);
     test_conv(4, 6, 4, 8, 7, 3, 3, 3, causal, DTYPE_BF16, 1);
     test_conv(6, 6, 2, 10, 10, 1, 3, 3, depthwise, DTYPE_F16, 0);
-    test_conv(16, 8, 1, 20, 20, 1, 1, 1, (struct conv_params){{1, 1, 1}, {0}, {0}, 1},
-              DTYPE_F32, 0);
+    test_conv(16, 8, 1, 20, 20, 1, 1, 1, (struct conv_params){{1, 1, 1}, {0}, {0}, 1}, DTYPE_F32,
+              0);
 
     test_failures();
 

@@ -27,9 +27,9 @@
 #include "cuda_backend.h"
 
 #define ATT_WARPS 8
-#define ATT_QPW 2                          /* queries per warp */
-#define ATT_BQ (ATT_WARPS * ATT_QPW)       /* queries per block */
-#define ATT_KT 32                          /* keys per tile: one per lane */
+#define ATT_QPW 2                    /* queries per warp */
+#define ATT_BQ (ATT_WARPS * ATT_QPW) /* queries per block */
+#define ATT_KT 32                    /* keys per tile: one per lane */
 #define ATT_THREADS (ATT_WARPS * 32)
 #define ATT_MAX_D 512
 #define ATT_FULL 0xffffffffu
@@ -61,9 +61,9 @@ __global__ void __launch_bounds__(ATT_THREADS)
                      int64_t Tk, int64_t H, int D, float scale, int64_t n_qblk, int64_t n_blk)
 {
     extern __shared__ float smem[];
-    float *Qs = smem;                      /* (ATT_BQ, D) */
-    float *Ks = Qs + ATT_BQ * D;           /* (ATT_KT, D + 1) */
-    float *Vs = Ks + ATT_KT * (D + 1);     /* (ATT_KT, D) */
+    float *Qs = smem;                  /* (ATT_BQ, D) */
+    float *Ks = Qs + ATT_BQ * D;       /* (ATT_KT, D + 1) */
+    float *Vs = Ks + ATT_KT * (D + 1); /* (ATT_KT, D) */
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
     const int64_t HD = H * D;
 
@@ -161,17 +161,17 @@ static int launch(struct cuda_ctx *c, float *o, const float *q, const float *k, 
                             "cuda attention: head dim %d needs %zu bytes of shared memory, "
                             "%s allows %d",
                             D, smem, c->name, c->max_smem_optin);
-    int rc = cuda_check(cudaFuncSetAttribute(attention_kernel<DPL>,
-                                             cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                             (int)smem),
-                        "attention shared memory");
+    int rc =
+        cuda_check(cudaFuncSetAttribute(attention_kernel<DPL>,
+                                        cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem),
+                   "attention shared memory");
     if (rc)
         return rc;
     int64_t n_qblk = (Tq + ATT_BQ - 1) / ATT_BQ;
     int64_t n_blk = B * H * n_qblk;
     unsigned grid = (unsigned)(n_blk < ATT_MAX_GRID ? n_blk : ATT_MAX_GRID);
-    attention_kernel<DPL><<<grid, ATT_THREADS, smem, c->stream>>>(o, q, k, v, Tq, Tk, H, D, scale,
-                                                                 n_qblk, n_blk);
+    attention_kernel<DPL>
+        <<<grid, ATT_THREADS, smem, c->stream>>>(o, q, k, v, Tq, Tk, H, D, scale, n_qblk, n_blk);
     return cuda_launch_check("attention");
 }
 

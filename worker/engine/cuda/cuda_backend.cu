@@ -231,8 +231,7 @@ static int open_ctx(struct cuda_ctx *c, int device)
                             cudaGetErrorString(err));
     }
     if (device >= n)
-        return log_error_rc(ENC_EDEVICE, "backend 'cuda:%d': no such device (%d found)", device,
-                            n);
+        return log_error_rc(ENC_EDEVICE, "backend 'cuda:%d': no such device (%d found)", device, n);
     c->device = device;
     if ((rc = cuda_check(cudaSetDevice(device), "set device")))
         return rc;
@@ -280,9 +279,9 @@ static int open_ctx(struct cuda_ctx *c, int device)
     size_t free_b = 0, total_b = 0;
     if (cudaMemGetInfo(&free_b, &total_b) != cudaSuccess)
         free_b = total_b = 0;
-    log_info("backend %s: sm_%d%d, %zu MiB free of %zu, %s allocator, %s gemm", c->name,
-             prop.major, prop.minor, free_b >> 20, total_b >> 20,
-             c->use_pool ? "stream-ordered" : "plain", c->gemm_bf16 ? "bf16" : "f32");
+    log_info("backend %s: sm_%d%d, %zu MiB free of %zu, %s allocator, %s gemm", c->name, prop.major,
+             prop.minor, free_b >> 20, total_b >> 20, c->use_pool ? "stream-ordered" : "plain",
+             c->gemm_bf16 ? "bf16" : "f32");
     return 0;
 }
 

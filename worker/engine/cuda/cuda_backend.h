@@ -32,18 +32,18 @@ extern "C" {
 
 struct cuda_ctx {
     int device;
-    cudaStream_t stream;      /* every op and copy runs here, in call order */
-    cublasHandle_t blas;      /* bound to stream */
-    int use_pool;             /* 1: cudaMallocAsync/cudaFreeAsync on stream */
-    int gemm_bf16;            /* 1: bf16 weights x bf16-rounded activations (opt-in) */
-    int max_smem_optin;       /* bytes of dynamic shared memory a block may opt into */
-    void *scratch;            /* (scratch_cap) device bytes, grow-only */
+    cudaStream_t stream; /* every op and copy runs here, in call order */
+    cublasHandle_t blas; /* bound to stream */
+    int use_pool;        /* 1: cudaMallocAsync/cudaFreeAsync on stream */
+    int gemm_bf16;       /* 1: bf16 weights x bf16-rounded activations (opt-in) */
+    int max_smem_optin;  /* bytes of dynamic shared memory a block may opt into */
+    void *scratch;       /* (scratch_cap) device bytes, grow-only */
     size_t scratch_cap;
     /* rope3d cos/sin tables of the last parameters, kept on the device */
     struct rope3d_params rope_key;
-    double *rope_tab;         /* (rope_cap / 8) doubles or NULL */
+    double *rope_tab; /* (rope_cap / 8) doubles or NULL */
     size_t rope_cap;
-    char name[96];            /* "cuda:N (device name)" for messages */
+    char name[96]; /* "cuda:N (device name)" for messages */
 };
 
 /* cuda_ctx_of() is be's context with its device made current. */
@@ -80,8 +80,7 @@ static inline unsigned cuda_blocks(int64_t n, int threads)
 
 /* cuda_weight_to_f32() converts n elements of a F32/BF16/F16 device array
  * to f32 into dst (exact). 0 or ENC_EDEVICE. */
-int cuda_weight_to_f32(struct cuda_ctx *c, float *dst, const void *src, enum dtype dt,
-                       int64_t n);
+int cuda_weight_to_f32(struct cuda_ctx *c, float *dst, const void *src, enum dtype dt, int64_t n);
 /* cuda_add_rowvec() adds b[cols] to every row of y[rows, ld] (first cols
  * columns), in place: y = y + b as one f32 rounding. */
 int cuda_add_rowvec(struct cuda_ctx *c, float *y, const float *b, int64_t rows, int64_t cols,
@@ -99,10 +98,8 @@ int cuda_modulate(struct backend *be, struct tensor *y, const struct tensor *x,
                   const struct tensor *shift, const struct tensor *scale);
 int cuda_gated_add(struct backend *be, struct tensor *x, const struct tensor *y,
                    const struct tensor *gate);
-int cuda_add(struct backend *be, struct tensor *y, const struct tensor *a,
-             const struct tensor *b);
-int cuda_mul(struct backend *be, struct tensor *y, const struct tensor *a,
-             const struct tensor *b);
+int cuda_add(struct backend *be, struct tensor *y, const struct tensor *a, const struct tensor *b);
+int cuda_mul(struct backend *be, struct tensor *y, const struct tensor *a, const struct tensor *b);
 int cuda_scale(struct backend *be, struct tensor *y, const struct tensor *x, float alpha);
 int cuda_gelu_tanh(struct backend *be, struct tensor *y, const struct tensor *x);
 int cuda_gelu_erf(struct backend *be, struct tensor *y, const struct tensor *x);

@@ -18,7 +18,7 @@
 #include "cuda_backend.h"
 
 #define CONV_THREADS 256
-#define CONV_SCRATCH ((size_t)256 << 20)   /* bytes of col per slice */
+#define CONV_SCRATCH ((size_t)256 << 20) /* bytes of col per slice */
 
 struct conv_shape {
     int64_t T, H, W, Ho, Wo;
@@ -95,8 +95,8 @@ int cuda_conv3d(struct backend *be, struct tensor *y, const struct tensor *x,
             np = P;
         size_t wbytes = w->dtype == DTYPE_F32 ? 0 : (size_t)(cout * Kg) * sizeof(float);
         size_t wpad = (wbytes + 255) / 256 * 256;
-        char *scr = (char *)cuda_scratch(c, wpad + (size_t)(col_row * np) * sizeof(float),
-                                         "conv3d");
+        char *scr =
+            (char *)cuda_scratch(c, wpad + (size_t)(col_row * np) * sizeof(float), "conv3d");
         if (!scr)
             return ENC_ENOMEM;
         const float *wf = (const float *)w->data;
@@ -115,12 +115,11 @@ int cuda_conv3d(struct backend *be, struct tensor *y, const struct tensor *x,
                 col, (const float *)x->data, n, nn, p0, s);
             if ((rc = cuda_launch_check("conv3d im2col")))
                 break;
-            rc = cuda_blas_check(
-                cublasSgemmStridedBatched(c->blas, CUBLAS_OP_N, CUBLAS_OP_N, (int)nn, (int)cout_g,
-                                          (int)Kg, &one, col, (int)nn, Kg * nn, wf, (int)Kg,
-                                          cout_g * Kg, &zero, yd + p0, (int)P, cout_g * P,
-                                          (int)groups),
-                "conv3d sgemm");
+            rc = cuda_blas_check(cublasSgemmStridedBatched(
+                                     c->blas, CUBLAS_OP_N, CUBLAS_OP_N, (int)nn, (int)cout_g,
+                                     (int)Kg, &one, col, (int)nn, Kg * nn, wf, (int)Kg, cout_g * Kg,
+                                     &zero, yd + p0, (int)P, cout_g * P, (int)groups),
+                                 "conv3d sgemm");
         }
     }
     if (!rc && b) {

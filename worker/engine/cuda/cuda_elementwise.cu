@@ -29,8 +29,8 @@ enum ew_kind {
 #define EW_SQRT_2_OVER_PI 0.79788456080286535588
 #define EW_SQRT1_2 0.70710678118654752440
 
-#define GRID_STRIDE(i, n)                                                                      \
-    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < (n);                  \
+#define GRID_STRIDE(i, n)                                                                          \
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < (n);                      \
          i += (int64_t)gridDim.x * blockDim.x)
 
 template <enum ew_kind K>
@@ -40,15 +40,9 @@ __global__ void ew_kernel(float *y, const float *a, const float *b, int64_t n, i
     GRID_STRIDE(i, n)
     {
         switch (K) {
-        case EW_ADD:
-            y[i] = __fadd_rn(a[i], b[i % nb]);
-            break;
-        case EW_MUL:
-            y[i] = __fmul_rn(a[i], b[i % nb]);
-            break;
-        case EW_SCALE:
-            y[i] = __fmul_rn(alpha, a[i]);
-            break;
+        case EW_ADD: y[i] = __fadd_rn(a[i], b[i % nb]); break;
+        case EW_MUL: y[i] = __fmul_rn(a[i], b[i % nb]); break;
+        case EW_SCALE: y[i] = __fmul_rn(alpha, a[i]); break;
         case EW_GELU_TANH: {
             double x = a[i];
             double u = EW_SQRT_2_OVER_PI * (x + 0.044715 * x * x * x);
@@ -65,9 +59,7 @@ __global__ void ew_kernel(float *y, const float *a, const float *b, int64_t n, i
             y[i] = (float)(x / (1.0 + exp(-x)));
             break;
         }
-        case EW_FILL:
-            y[i] = alpha;
-            break;
+        case EW_FILL: y[i] = alpha; break;
         }
     }
 }
@@ -136,8 +128,8 @@ __global__ void modulate_kernel(float *y, const float *x, const float *shift, co
 }
 
 /* x[r, d] += y[r, d] * gate[v, d] */
-__global__ void gated_add_kernel(float *x, const float *y, const float *gate, int64_t n,
-                                 int64_t T, int64_t D, int64_t Bv)
+__global__ void gated_add_kernel(float *x, const float *y, const float *gate, int64_t n, int64_t T,
+                                 int64_t D, int64_t Bv)
 {
     GRID_STRIDE(i, n)
     {

@@ -31,8 +31,8 @@
 #include "cuda_backend.h"
 
 #define LIN_THREADS 256
-#define LIN_SCRATCH ((size_t)256 << 20)   /* bytes of widened weight per slice */
-#define LIN_MAX_ROWS ((int64_t)1 << 30)   /* rows of x per sgemm call (int API) */
+#define LIN_SCRATCH ((size_t)256 << 20) /* bytes of widened weight per slice */
+#define LIN_MAX_ROWS ((int64_t)1 << 30) /* rows of x per sgemm call (int API) */
 
 __global__ void widen_bf16_kernel(float *dst, const uint16_t *src, int64_t n)
 {
@@ -55,8 +55,7 @@ __global__ void narrow_bf16_kernel(uint16_t *dst, const float *src, int64_t n)
         dst[i] = __bfloat16_as_ushort(__float2bfloat16_rn(src[i]));
 }
 
-__global__ void add_rowvec_kernel(float *y, const float *b, int64_t rows, int64_t cols,
-                                  int64_t ld)
+__global__ void add_rowvec_kernel(float *y, const float *b, int64_t rows, int64_t cols, int64_t ld)
 {
     int64_t n = rows * cols;
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;

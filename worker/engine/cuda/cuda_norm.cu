@@ -35,8 +35,8 @@ __device__ static double block_sum(double v, double *red)
 
 template <bool RMS>
 __global__ void __launch_bounds__(NORM_THREADS)
-    norm_kernel(float *y, const float *x, const float *w, const float *b, int64_t rows,
-                int64_t D, double eps)
+    norm_kernel(float *y, const float *x, const float *w, const float *b, int64_t rows, int64_t D,
+                double eps)
 {
     __shared__ double red[NORM_THREADS];
     for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {

@@ -64,8 +64,7 @@ int cuda_permute(struct backend *be, struct tensor *y, const struct tensor *x, c
         permute_kernel<uint64_t><<<grid, PERM_THREADS, 0, c->stream>>>(
             (uint64_t *)y->data, (const uint64_t *)x->data, n, s);
         break;
-    default:
-        return log_error_rc(ENC_EINVAL, "cuda permute: element size %zu not supported", es);
+    default: return log_error_rc(ENC_EINVAL, "cuda permute: element size %zu not supported", es);
     }
     return cuda_launch_check("permute");
 }

@@ -24,10 +24,10 @@ extern "C" {
 #define ROPE_THREADS 256
 
 struct rope_shape {
-    int64_t T, H, P;           /* tokens, heads, pairs per head (Dh / 2) */
+    int64_t T, H, P; /* tokens, heads, pairs per head (Dh / 2) */
     int64_t n_rot, grid[3];
     int split[3];
-    int64_t off[3];            /* table of axis a at tab + off[a]: (grid[a], split[a], 2) */
+    int64_t off[3]; /* table of axis a at tab + off[a]: (grid[a], split[a], 2) */
 };
 
 __global__ void rope_kernel(float *x, const double *tab, int64_t n, struct rope_shape s)
@@ -107,9 +107,9 @@ static int rope_tables(struct cuda_ctx *c, const struct rope3d_params *p, const 
     }
     /* wait for the copy so host can go (a cache miss is rare: the DiT
      * rotates with the same grid in every block of every step) */
-    int rc = cuda_check(cudaMemcpyAsync(c->rope_tab, host, bytes, cudaMemcpyHostToDevice,
-                                        c->stream),
-                        "rope3d table upload");
+    int rc =
+        cuda_check(cudaMemcpyAsync(c->rope_tab, host, bytes, cudaMemcpyHostToDevice, c->stream),
+                   "rope3d table upload");
     if (!rc)
         rc = cuda_check(cudaStreamSynchronize(c->stream), "rope3d table upload");
     free(host);
@@ -145,7 +145,7 @@ int cuda_rope3d(struct backend *be, struct tensor *x, const struct rope3d_params
     int rc = rope_tables(c, p, s.off, total, &tab);
     if (rc)
         return rc;
-    rope_kernel<<<cuda_blocks(n, ROPE_THREADS), ROPE_THREADS, 0, c->stream>>>(
-        (float *)x->data, tab, n, s);
+    rope_kernel<<<cuda_blocks(n, ROPE_THREADS), ROPE_THREADS, 0, c->stream>>>((float *)x->data, tab,
+                                                                              n, s);
     return cuda_launch_check("rope3d");
 }
