@@ -60,16 +60,24 @@ struct cuda_ctx *cuda_ctx_of(struct backend *be)
 
 /* ---- memory ---- */
 
-void *cuda_dev_alloc(struct cuda_ctx *c, size_t bytes)
+/* alloc_raw() allocates without logging; *p is NULL on failure. */
+static cudaError_t alloc_raw(struct cuda_ctx *c, void **p, size_t bytes)
 {
-    void *p = NULL;
-    cudaError_t err = c->use_pool ? cudaMallocAsync(&p, bytes, c->stream) : cudaMalloc(&p, bytes);
+    *p = NULL;
+    cudaError_t err = c->use_pool ? cudaMallocAsync(p, bytes, c->stream) : cudaMalloc(p, bytes);
     if (err != cudaSuccess) {
         (void)cudaGetLastError(); /* an allocation failure is not sticky: clear it */
-        log_error("cuda %s: cannot allocate %zu bytes: %s", c->name, bytes,
-                  cudaGetErrorString(err));
-        return NULL;
+        *p = NULL;
     }
+    return err;
+}
+
+void *cuda_dev_alloc(struct cuda_ctx *c, size_t bytes)
+{
+    void *p;
+    cudaError_t err = alloc_raw(c, &p, bytes);
+    if (err != cudaSuccess)
+        log_error("%s: cannot allocate %zu bytes: %s", c->name, bytes, cudaGetErrorString(err));
     return p;
 }
 
@@ -86,7 +94,7 @@ void cuda_dev_free(struct cuda_ctx *c, void *p)
             err = cudaFree(p);
     }
     if (err != cudaSuccess)
-        log_error("cuda %s: free: %s", c->name, cudaGetErrorString(err));
+        log_error("%s: free: %s", c->name, cudaGetErrorString(err));
 }
 
 void *cuda_scratch(struct cuda_ctx *c, size_t bytes, const char *what)
@@ -99,9 +107,11 @@ void *cuda_scratch(struct cuda_ctx *c, size_t bytes, const char *what)
     cuda_dev_free(c, c->scratch);
     c->scratch = NULL;
     c->scratch_cap = 0;
-    void *p = cuda_dev_alloc(c, want);
-    if (!p) {
-        log_error("cuda %s: no %zu bytes of scratch", what, want);
+    void *p;
+    cudaError_t err = alloc_raw(c, &p, want);
+    if (err != cudaSuccess) {
+        log_error("cuda %s: cannot allocate %zu bytes of scratch on %s: %s", what, want, c->name,
+                  cudaGetErrorString(err));
         return NULL;
     }
     c->scratch = p;
