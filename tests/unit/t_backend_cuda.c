@@ -7,11 +7,15 @@
  * ops with reductions (linear, norms, attention, conv3d) must give the same
  * bytes when run twice on the device. Sizes are awkward on purpose: tile
  * remainders, one key, head dims 40/64/128/384, bf16/f16 weights, groups,
- * strides and asymmetric padding, aliasing outputs. Also: an impossible
- * allocation returns NULL and the backend keeps working.
+ * strides and asymmetric padding, aliasing outputs. Also: byte-exact
+ * transfers (i64, adopted bf16, views), the wrappers' shape checks, an
+ * unsupported head dim refused, and an impossible allocation that returns
+ * NULL while the backend keeps working.
  *
  * Without a device (or in a build without CUDA=1) backend_open("cuda:0")
- * returns NULL and the whole file is skipped ("1..0 # SKIP reason").
+ * returns NULL and the whole file is skipped ("1..0 # SKIP reason"), unless
+ * ENCORE_TEST_CUDA_ON_CPU=1: then a second cpu backend (3 threads) stands in
+ * for the device, which checks this test's own logic, not the kernels.
  */
 #include <math.h>
 #include <stdint.h>
@@ -26,6 +30,9 @@
 #include "worker/engine/backend.h"
 
 static struct backend *cpu, *gpu;
+/* ENCORE_TEST_CUDA_ON_CPU=1 without a device: a second cpu backend stands in
+ * for cuda to check this test itself; device-only checks are then skipped */
+static int stand_in;
 
 static uint64_t rng_state = 0x2545f4914f6cdd1dull;
 
@@ -422,16 +429,77 @@ static void keep_line(void *ctx, enum log_level level, const char *line)
     snprintf(last_line, sizeof last_line, "%s", line);
 }
 
+static void test_memory(void)
+{
+    /* bytes go up and come back unchanged, for every dtype size */
+    int64_t h64[5] = {1, -2, INT64_MAX, INT64_MIN, 42}, back64[5];
+    struct tensor *t = backend_tensor_from_host(gpu, DTYPE_I64, 1, (int64_t[]){5}, h64, 0);
+    ok(t && backend_download(gpu, back64, t, sizeof back64) == 0 &&
+           memcmp(h64, back64, sizeof h64) == 0,
+       "i64 upload and download round trip");
+    tensor_destroy(&t);
+    /* adopting host memory copies it to the device: the tensor owns the copy */
+    uint16_t h16[7] = {0x3f80, 0xbf80, 0x7f80, 0x0001, 0x8000, 0x4049, 0x1234}, back16[7];
+    t = backend_tensor_from_host(gpu, DTYPE_BF16, 1, (int64_t[]){7}, h16, 1);
+    if (stand_in)
+        skip(1, "the cpu adopts in place");
+    else
+        ok(t && t->owns_data && t->data != (void *)h16, "adopted host memory is copied");
+    ok(t && backend_download(gpu, back16, t, sizeof back16) == 0 &&
+           memcmp(h16, back16, sizeof h16) == 0,
+       "adopted bf16 bytes come back unchanged");
+    tensor_destroy(&t);
+    /* a view at an offset uploads into the right place */
+    struct pair x = rand_pair(1.0, SHAPE(4, 8));
+    struct tensor vg = tensor_view_shape(x.g, 8, 8), vc = tensor_view_shape(x.c, 8, 8);
+    float ones[8] = {1, 1, 1, 1, 1, 1, 1, 1};
+    ok(backend_upload(gpu, &vg, ones, sizeof ones) == 0 &&
+           backend_upload(cpu, &vc, ones, sizeof ones) == 0 && close_pair(&x, 0, 0, "view"),
+       "upload into a view");
+    pair_destroy(&x);
+}
+
+static void test_checks(void)
+{
+    /* shapes are checked before the device sees anything */
+    struct pair x = rand_pair(1.0, SHAPE(3, 5)), w = rand_weight(DTYPE_F32, SHAPE(4, 6));
+    struct pair y = empty_pair(SHAPE(3, 4));
+    uint64_t before = gpu->op_calls[BACKEND_OP_LINEAR];
+    log_set_sink(keep_line, NULL);
+    int rc = backend_linear(gpu, y.g, x.g, w.g, NULL);
+    log_set_sink(NULL, NULL);
+    ok(rc == ENC_EINVAL && gpu->op_calls[BACKEND_OP_LINEAR] == before,
+       "a mismatched linear is refused by the wrapper");
+    pair_destroy(&x);
+    pair_destroy(&w);
+    pair_destroy(&y);
+    if (stand_in) {
+        skip(1, "head dim limit is the device's");
+        return;
+    }
+    /* a head dim the kernel does not cover is refused, not mis-computed */
+    struct pair q = rand_pair(1.0, SHAPE(1, 2, 1, 520)), o = empty_pair(SHAPE(1, 2, 1, 520));
+    log_set_sink(keep_line, NULL);
+    rc = backend_attention(gpu, o.g, q.g, q.g, q.g, 0.05f);
+    log_set_sink(NULL, NULL);
+    ok(rc == ENC_ENOTSUP && strstr(last_line, "head dim") != NULL,
+       "attention with head dim 520 is refused: %s", last_line);
+    pair_destroy(&q);
+    pair_destroy(&o);
+}
+
 static void test_failures(void)
 {
+    if (stand_in) {
+        skip(2, "the impossible allocation is the device's (ASan refuses it on the cpu)");
+        return;
+    }
     log_set_sink(keep_line, NULL);
     void *p = backend_alloc(gpu, (size_t)1 << 52); /* 4 PiB */
     log_set_sink(NULL, NULL);
     ok(p == NULL, "an impossible allocation returns NULL");
     ok(strstr(last_line, "cannot allocate") != NULL, "and logs why: %s", last_line);
     backend_free(gpu, p);
-    test_linear(3, 4, 5, DTYPE_F32, 1); /* the backend still works */
-    ok(backend_sync(gpu) == 0, "sync after the failure");
 }
 
 int main(void)
@@ -439,6 +507,12 @@ int main(void)
     log_set_sink(keep_line, NULL);
     gpu = backend_open("cuda:0", 0);
     log_set_sink(NULL, NULL);
+    const char *on_cpu = getenv("ENCORE_TEST_CUDA_ON_CPU");
+    if (!gpu && on_cpu && strcmp(on_cpu, "1") == 0) {
+        gpu = backend_open("cpu", 3);
+        stand_in = 1;
+        diag("no cuda device: checking this test with a cpu backend in its place");
+    }
     if (!gpu) {
         const char *why = strstr(last_line, "backend '"); /* past the log prefix */
         printf("1..0 # SKIP no cuda backend: %s\n", why ? why : last_line);
@@ -446,8 +520,12 @@ int main(void)
     }
     cpu = backend_open("cpu", 2);
     ok(cpu != NULL, "cpu backend opens");
-    is_str(backend_name(gpu), "cuda", "cuda backend opens");
-    is_str(backend_list(), "cpu,cuda", "backend list names cuda");
+    if (stand_in) {
+        skip(2, "cpu stands in for cuda");
+    } else {
+        is_str(backend_name(gpu), "cuda", "cuda backend opens");
+        is_str(backend_list(), "cpu,cuda", "backend list names cuda");
+    }
 
     test_linear(37, 45, 67, DTYPE_F32, 1);
     test_linear(300, 260, 130, DTYPE_BF16, 1);
@@ -496,12 +574,16 @@ int main(void)
     test_conv(16, 8, 1, 20, 20, 1, 1, 1, (struct conv_params){{1, 1, 1}, {0}, {0}, 1}, DTYPE_F32,
               0);
 
+    test_memory();
+    test_checks();
     test_failures();
+    test_linear(3, 4, 5, DTYPE_F32, 1); /* the backend still works */
+    ok(backend_sync(gpu) == 0, "sync after the failure");
 
     /* the opt-in tensor-core path: x rounded to bf16 (2^-9 relative per term) */
     setenv("ENCORE_CUDA_GEMM", "bf16", 1);
     struct backend *g32 = gpu;
-    gpu = backend_open("cuda:0", 0);
+    gpu = backend_open(stand_in ? "cpu" : "cuda:0", 0);
     unsetenv("ENCORE_CUDA_GEMM");
     ok(gpu != NULL, "cuda backend opens with ENCORE_CUDA_GEMM=bf16");
     if (gpu) {
