@@ -59,10 +59,14 @@ PROTO_C := $(PROTOS:proto/%.proto=$(BUILD)/gen/%.pb-c.c)
 PROTO_H := $(PROTO_C:.c=.h)
 PROTO_OBJS := $(PROTO_C:.c=.o)
 
+# schema/NNNN_*.sql migrations are embedded into the library as C strings.
+SCHEMAS := $(sort $(wildcard schema/*.sql))
+SCHEMA_OBJ := $(if $(SCHEMAS),$(BUILD)/gen/schema_sql.o)
+
 MAINS := cli/encore_main.c coordinator/coordinator_main.c worker/worker_main.c
 SRCS := $(filter-out $(MAINS), $(wildcard common/*.c worker/*.c worker/engine/*.c \
 	worker/engine/cpu/*.c worker/engine/cuda/*.c worker/models/*.c coordinator/*.c cli/*.c))
-OBJS := $(SRCS:%.c=$(BUILD)/%.o) $(PROTO_OBJS) $(CU_OBJS)
+OBJS := $(SRCS:%.c=$(BUILD)/%.o) $(PROTO_OBJS) $(SCHEMA_OBJ) $(CU_OBJS)
 LIB := $(BUILD)/libencore.a
 
 BINS := $(BUILD)/bin/encore $(BUILD)/bin/encore-coordinator $(BUILD)/bin/encore-worker
@@ -92,6 +96,14 @@ $(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: proto/%.proto | $(DEPS_STAMP)
 $(BUILD)/gen/%.pb-c.o: $(BUILD)/gen/%.pb-c.c
 	$(if $(Q),@echo "  CC      $<")
 	$(Q)$(CC) $(BASE_CFLAGS) $(OPT) $(PKG_CFLAGS) $(CFLAGS) -w -c $< -o $@
+
+$(BUILD)/gen/schema_sql.c: $(SCHEMAS) scripts/embed-schema.sh
+	@mkdir -p $(@D)
+	$(Q)sh scripts/embed-schema.sh $(SCHEMAS) > $@
+
+$(BUILD)/gen/schema_sql.o: $(BUILD)/gen/schema_sql.c
+	$(if $(Q),@echo "  CC      $<")
+	$(Q)$(CC) $(BASE_CFLAGS) $(OPT) $(CFLAGS) -w -c $< -o $@
 
 $(BUILD)/%.o: %.c | $(DEPS_STAMP) $(PROTO_H)
 	@mkdir -p $(@D)
@@ -130,6 +142,7 @@ bench: $(BINS)
 	$(BUILD)/bin/encore bench engine
 	$(BUILD)/bin/encore bench farm --workers 64 --windows 1400 --steps 50 --sim-ms 20
 	$(BUILD)/bin/encore bench render
+	$(BUILD)/bin/encore bench encoders
 
 demo: $(BINS)
 	$(BUILD)/bin/encore render examples/speech.wav examples/portrait.png -o $(BUILD)/demo.mp4

@@ -1,20 +1,31 @@
 /*
- * cmd_cancel.c - `encore cancel`: not available in this build yet.
- *
- * The command is part of the contract (DESIGN 7) and is being built; until
- * it lands it fails with a clear message rather than pretending to work.
+ * cmd_cancel.c - `encore cancel JOB`.
  */
 #include <stdio.h>
 
+#include "cli/client.h"
+#include "common/parse.h"
 #include "commands.h"
+
+static const char usage[] = "usage: encore [--coordinator EP] cancel JOB\n";
 
 int cmd_cancel(const struct global_opts *g, int argc, char **argv)
 {
-    (void)g;
+    int64_t id;
     if (argc > 1 && cli_is_help(argv[1])) {
-        printf("usage: encore cancel ...\n(not available in this build yet)\n");
+        fputs(usage, stdout);
         return EXIT_STATUS_OK;
     }
-    fprintf(stderr, "encore cancel: not available in this build yet\n");
-    return EXIT_STATUS_FAILURE;
+    if (argc != 2 || parse_i64(argv[1], 1, INT64_MAX, &id))
+        return cli_usage_error(usage, "give one job id");
+    struct wire_msg req, rep;
+    wire_msg_init(&req, WIRE_CANCEL);
+    req.u.cancel.job_id = (uint64_t)id;
+    int rc = client_call(NULL, g->coordinator, "cancel", &req, &rep, 10000);
+    if (rc)
+        return rc;
+    printf("job %llu %s\n", (unsigned long long)rep.u.cancel_reply.job_id,
+           rep.u.cancel_reply.state);
+    wire_msg_release(&rep);
+    return EXIT_STATUS_OK;
 }

@@ -65,12 +65,13 @@ static int run_fixture(const char *path, const char *weights, struct backend *be
     printf("%s (%s)\n", path, kind);
     fflush(stdout);
     rc = fn(&r);
-    ckpt_close(&r.fx);
     if (rc < 0) {
-        printf("  %s: %s\n", kind, enc_err_str(rc));
+        printf("  %s: %s\n", kind, enc_err_str(rc)); /* kind lives in r.fx */
+        ckpt_close(&r.fx);
         *failed = 1;
         return EXIT_STATUS_FAILURE;
     }
+    ckpt_close(&r.fx);
     if (r.n_checked == 0 || r.n_failed)
         *failed = 1;
     printf("  %d checks, %d failed\n", r.n_checked, r.n_failed);

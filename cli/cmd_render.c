@@ -1,138 +1,162 @@
 /*
- * cmd_render.c - `encore render AUDIO IMAGE -o OUT.mp4 [render options]`.
+ * cmd_render.c - `encore render`: a whole job in this process.
  *
- * Renders in this process with the engine: load, prepare, denoise, decode,
- * stitch, each with progress and ETA, and ends with the path, duration and
- * frame count. The tiny model is used unless --models DIR names a real one.
+ * With the engine (the default): the whole pipeline in this process (load,
+ * prepare, denoise, decode, stitch: worker/render_local.c), with progress
+ * and ETA, ending with the path, duration and frame count. The embedded farm
+ * (a coordinator and --workers N threads over inproc://) runs the sim
+ * backend for now (`--backend sim`); engine tasks on the farm come with the
+ * prepare and decode task kinds.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
-#include "commands.h"
+#include "cli/client.h"
+#include "cli/embed.h"
 #include "common/blend.h"
 #include "common/err.h"
+#include "common/latent_file.h"
 #include "common/log.h"
-#include "common/parse.h"
+#include "common/xmalloc.h"
+#include "commands.h"
 #include "worker/render_local.h"
+#include "worker/sim.h"
 
 static const char usage[] =
-    "usage: encore render AUDIO IMAGE -o OUT.mp4 [render options] [--local]\n"
-    "\n"
-    "Renders a lip-synced video of IMAGE speaking or singing AUDIO (any format FFmpeg\n"
-    "reads) into OUT.mp4 with the audio muxed in.\n"
-    "\n"
-    "render options:\n"
-    "  --models DIR        StableAvatar checkpoints (published layout); default: --tiny\n"
-    "  --tiny              encore's tiny test model (not a face model; seconds per clip)\n"
-    "  --prompt TEXT       what the video shows (default: \"The protagonist is talking.\")\n"
-    "  --negative TEXT     negative prompt (default: the original's)\n"
-    "  --size WxH          output size, multiples of 16 (default 512x512; 64x64 with --tiny)\n"
-    "  --clip-frames N     video frames per window, 4k+1 (default 81)\n"
-    "  --overlap N         latent frames shared by consecutive windows (default 5)\n"
-    "  --blend log|uniform overlap weights (default log)\n"
-    "  --steps N           denoising steps (default 50)\n"
-    "  --seed N            noise seed (default 42)\n"
-    "  --text-scale X      text guidance (default 3.0)\n"
-    "  --audio-scale X     audio guidance (default 5.0)\n"
-    "  --fps 25            frame rate (the model's: only 25)\n"
-    "  --save-latents FILE also write the final latents (safetensors, bf16)\n"
-    "  --threads N         cpu threads (default: one per core)\n"
-    "  --quiet             no progress lines\n"
-    "  --local             single process (the default in this build)\n";
+    "usage: encore render AUDIO IMAGE -o OUT.mp4 [render options] [--workers N] [--local]\n"
+    "                     [--state DIR] [--sim-ms N]\n";
 
-int cmd_render(const struct global_opts *g, int argc, char **argv)
+static int render_sim_local(const struct render_opts *r)
+{
+    uint16_t *lat;
+    int64_t L;
+    if (strcmp(r->backend, "sim") != 0) {
+        fprintf(stderr, "encore render: --local with the engine needs worker/longloop, which "
+                        "is not in this build yet; use --backend sim\n");
+        return EXIT_STATUS_FAILURE;
+    }
+    if (sim_render_local(&r->p, &lat, &L)) {
+        fprintf(stderr, "encore render: bad parameters\n");
+        return EXIT_STATUS_USAGE;
+    }
+    int64_t h = r->p.height / 8, w = r->p.width / 8, hw = h * w;
+    uint16_t *t = xmalloc(sizeof(uint16_t) * (size_t)(16 * L * hw));
+    for (int64_t f = 0; f < L; f++)
+        for (int64_t c = 0; c < 16; c++)
+            memcpy(t + (c * L + f) * hw, lat + (f * 16 + c) * hw, sizeof(uint16_t) * (size_t)hw);
+    int rc = client_write_latents(r->save_latents, t, L, h, w);
+    free(t);
+    free(lat);
+    return rc;
+}
+
+/* render_engine() maps the shared render options onto the in-process
+ * pipeline. The tiny model renders at 64x64 unless --size says otherwise. */
+static int render_engine(const struct render_opts *r, int size_given)
 {
     struct render_params rp;
-    const char *audio = NULL, *image = NULL, *out = NULL, *size = NULL;
-    double d;
-    int64_t n;
-
-    (void)g;
     render_params_default(&rp);
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (cli_is_help(a)) {
-            fputs(usage, stdout);
-            return EXIT_STATUS_OK;
-        } else if (a[0] != '-' || strcmp(a, "-") == 0) {
-            if (!audio)
-                audio = a;
-            else if (!image)
-                image = a;
-            else
-                return cli_usage_error(usage, "render: unexpected argument '%s'", a);
-        } else if (strcmp(a, "--local") == 0) {
-        } else if (strcmp(a, "--tiny") == 0) {
-            rp.models = NULL;
-        } else if (strcmp(a, "--quiet") == 0) {
-            rp.quiet = 1;
-        } else if (!v) {
-            return cli_usage_error(usage, "render: unknown option or missing value '%s'", a);
-        } else if (strcmp(a, "-o") == 0 || strcmp(a, "--output") == 0) {
-            out = argv[++i];
-        } else if (strcmp(a, "--models") == 0) {
-            rp.models = argv[++i];
-        } else if (strcmp(a, "--prompt") == 0) {
-            rp.prompt = argv[++i];
-        } else if (strcmp(a, "--negative") == 0) {
-            rp.negative = argv[++i];
-        } else if (strcmp(a, "--size") == 0) {
-            size = argv[++i];
-            if (sscanf(size, "%dx%d", &rp.width, &rp.height) != 2)
-                return cli_usage_error(usage, "render: bad size '%s' (WxH)", size);
-        } else if (strcmp(a, "--clip-frames") == 0) {
-            if (parse_int(argv[++i], 5, 1 << 20, &rp.clip_frames) < 0)
-                return cli_usage_error(usage, "render: bad clip frames '%s'", v);
-        } else if (strcmp(a, "--overlap") == 0) {
-            if (parse_int(argv[++i], 0, 1 << 20, &rp.overlap) < 0)
-                return cli_usage_error(usage, "render: bad overlap '%s'", v);
-        } else if (strcmp(a, "--blend") == 0) {
-            int s = blend_parse_scheme(argv[++i]);
-            if (s < 0)
-                return cli_usage_error(usage, "render: unknown blend scheme '%s' (log or "
-                                       "uniform)", v);
-            rp.blend = (enum blend_scheme)s;
-        } else if (strcmp(a, "--steps") == 0) {
-            if (parse_int(argv[++i], 1, 1000, &rp.steps) < 0)
-                return cli_usage_error(usage, "render: bad steps '%s' (1..1000)", v);
-        } else if (strcmp(a, "--seed") == 0) {
-            if (parse_i64(argv[++i], 0, INT64_MAX, &n) < 0)
-                return cli_usage_error(usage, "render: bad seed '%s'", v);
-            rp.seed = (uint64_t)n;
-        } else if (strcmp(a, "--text-scale") == 0) {
-            if (parse_double(argv[++i], -100, 100, &d) < 0)
-                return cli_usage_error(usage, "render: bad text scale '%s'", v);
-            rp.text_scale = (float)d;
-        } else if (strcmp(a, "--audio-scale") == 0) {
-            if (parse_double(argv[++i], -100, 100, &d) < 0)
-                return cli_usage_error(usage, "render: bad audio scale '%s'", v);
-            rp.audio_scale = (float)d;
-        } else if (strcmp(a, "--fps") == 0) {
-            if (parse_int(argv[++i], 1, 1000, &rp.fps) < 0)
-                return cli_usage_error(usage, "render: bad fps '%s'", v);
-        } else if (strcmp(a, "--save-latents") == 0) {
-            rp.save_latents = argv[++i];
-        } else if (strcmp(a, "--threads") == 0) {
-            if (parse_int(argv[++i], 1, 1024, &rp.threads) < 0)
-                return cli_usage_error(usage, "render: bad thread count '%s'", v);
-        } else {
-            return cli_usage_error(usage, "render: unknown option '%s'", a);
-        }
-    }
-    if (!audio || !image)
-        return cli_usage_error(usage, "render: AUDIO and IMAGE are required");
-    if (!out)
+    rp.models = r->models_dir; /* NULL: the tiny model */
+    rp.prompt = r->p.prompt[0] ? r->p.prompt : NULL;
+    rp.negative = r->p.negative[0] ? r->p.negative : NULL;
+    rp.width = r->p.width;
+    rp.height = r->p.height;
+    if (!rp.models && !size_given)
+        rp.width = rp.height = 64;
+    rp.clip_frames = r->p.clip_frames;
+    rp.overlap = r->p.overlap;
+    rp.steps = r->p.steps;
+    rp.blend = (enum blend_scheme)blend_parse_scheme(r->p.blend);
+    rp.seed = r->p.seed;
+    rp.text_scale = r->p.text_scale;
+    rp.audio_scale = r->p.audio_scale;
+    rp.fps = r->p.fps;
+    rp.save_latents = r->save_latents;
+    rp.threads = r->threads;
+    rp.quiet = r->quiet;
+    if (!r->output)
         return cli_usage_error(usage, "render: no output file (-o OUT.mp4)");
-    if (!rp.models && !size)
-        rp.width = rp.height = 64; /* the tiny model's default size */
 
     struct render_report rep;
-    int rc = render_local(&rp, audio, image, out, &rep);
+    int rc = render_local(&rp, r->audio, r->image, r->output, &rep);
     if (rc == 0)
-        printf("%s: %.2f s, %lld frames at %d fps, %dx%d\n", out, rep.duration_s,
+        printf("%s: %.2f s, %lld frames at %d fps, %dx%d\n", r->output, rep.duration_s,
                (long long)rep.frames, rp.fps, rp.width, rp.height);
     if (rc == ENC_EINVAL)
         return EXIT_STATUS_USAGE;
     return rc < 0 ? EXIT_STATUS_FAILURE : EXIT_STATUS_OK;
+}
+
+int cmd_render(const struct global_opts *g, int argc, char **argv)
+{
+    struct render_opts r;
+    (void)g;
+    if (argc > 1 && cli_is_help(argv[1])) {
+        printf("%s%s", usage, render_opts_usage);
+        return EXIT_STATUS_OK;
+    }
+    render_opts_default(&r);
+    int rc = render_opts_parse(&r, argc, argv, usage, 1);
+    if (rc)
+        return rc;
+    int size_given = 0;
+    for (int i = 1; i < argc; i++)
+        size_given |= strcmp(argv[i], "--size") == 0;
+    if (strcmp(r.backend, "sim") != 0)
+        return render_engine(&r, size_given);
+    if (r.output) {
+        fprintf(stderr, "encore render: '%s': the sim backend makes no video (its latents are "
+                        "not a model's); use --save-latents FILE\n", r.output);
+        return EXIT_STATUS_USAGE;
+    }
+    if (!r.save_latents)
+        return cli_usage_error(usage, "no output: give --save-latents FILE with --backend sim");
+    if (r.local)
+        return render_sim_local(&r);
+    if (log_threshold == LOG_LEVEL_INFO)
+        log_set_level(LOG_LEVEL_WARN); /* the progress line says what matters */
+    char tmp[] = "/tmp/encore-render.XXXXXX";
+    const char *state = r.state_dir;
+    if (!state) {
+        if (!mkdtemp(tmp)) {
+            perror("encore render: cannot make a state directory");
+            return EXIT_STATUS_FAILURE;
+        }
+        state = tmp;
+    }
+    char ep[64];
+    snprintf(ep, sizeof ep, "inproc://encore-render-%d", (int)getpid());
+    struct embed *e;
+    if (embed_start(&e, state, ep, r.workers, r.sim_ms, 1))
+        return EXIT_STATUS_FAILURE;
+    struct wire_msg req, rep;
+    wire_msg_init(&req, WIRE_SUBMIT);
+    req.u.submit.params = r.p;
+    rc = client_call(embed_ctx(e), ep, "render", &req, &rep, 10000);
+    if (!rc) {
+        uint64_t id = rep.u.submit_reply.job_id;
+        wire_msg_release(&rep);
+        rc = client_watch(embed_ctx(e), ep, id, 0);
+        if (!rc) {
+            wire_msg_init(&req, WIRE_GET_LATENTS);
+            req.u.get_latents.job_id = id;
+            rc = client_call(embed_ctx(e), ep, "render", &req, &rep, 60000);
+            if (!rc) {
+                const struct wire_tensor *t = &rep.tensors[0];
+                rc = client_write_latents(r.save_latents, t->data, t->shape[1], t->shape[2],
+                                          t->shape[3]);
+                wire_msg_release(&rep);
+            }
+        }
+    }
+    embed_stop(&e);
+    if (!r.state_dir) {
+        char cmd[128];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
+        if (system(cmd) != 0)
+            fprintf(stderr, "encore render: cannot remove '%s'\n", tmp);
+    }
+    return rc;
 }

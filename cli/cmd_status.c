@@ -1,20 +1,80 @@
 /*
- * cmd_status.c - `encore status`: not available in this build yet.
- *
- * The command is part of the contract (DESIGN 7) and is being built; until
- * it lands it fails with a clear message rather than pretending to work.
+ * cmd_status.c - `encore status [JOB] [--json]`: job states (docs/json.md).
  */
 #include <stdio.h>
+#include <string.h>
 
+#include "cli/client.h"
+#include "common/parse.h"
 #include "commands.h"
+
+static const char usage[] = "usage: encore [--coordinator EP] status [JOB] [--json]\n";
+
+static void print_job_json(const struct wire_job_info *j)
+{
+    printf("{\"id\":%llu,\"state\":", (unsigned long long)j->id);
+    client_json_str(j->state);
+    printf(",\"priority\":%d,\"model\":", j->priority);
+    client_json_str(j->model);
+    printf(",\"windows\":%lld,\"steps\":%d,\"latent_frames\":%lld,\"windows_done\":%lld,"
+           "\"tasks_done\":%lld,\"tasks_total\":%lld,\"stale_results\":%lld,\"requeued\":%lld,"
+           "\"bytes_sent\":%lld,\"bytes_full\":%lld,\"created_at\":%.3f,\"started_at\":%.3f,"
+           "\"finished_at\":%.3f,\"error\":",
+           (long long)j->n_windows, j->steps, (long long)j->latent_frames,
+           (long long)j->windows_done, (long long)j->tasks_done, (long long)j->tasks_total,
+           (long long)j->stale_results, (long long)j->requeued, (long long)j->bytes_sent,
+           (long long)j->bytes_full, j->created_at, j->started_at, j->finished_at);
+    client_json_str(j->error);
+    putchar('}');
+}
 
 int cmd_status(const struct global_opts *g, int argc, char **argv)
 {
-    (void)g;
-    if (argc > 1 && cli_is_help(argv[1])) {
-        printf("usage: encore status ...\n(not available in this build yet)\n");
-        return EXIT_STATUS_OK;
+    int json = 0;
+    int64_t id = 0;
+    for (int i = 1; i < argc; i++) {
+        if (cli_is_help(argv[i])) {
+            fputs(usage, stdout);
+            return EXIT_STATUS_OK;
+        } else if (strcmp(argv[i], "--json") == 0) {
+            json = 1;
+        } else if (parse_i64(argv[i], 1, INT64_MAX, &id)) {
+            return cli_usage_error(usage, "bad job id '%s'", argv[i]);
+        }
     }
-    fprintf(stderr, "encore status: not available in this build yet\n");
-    return EXIT_STATUS_FAILURE;
+    struct wire_msg req, rep;
+    wire_msg_init(&req, WIRE_STATUS);
+    req.u.status.job_id = (uint64_t)id;
+    int rc = client_call(NULL, g->coordinator, "status", &req, &rep, 10000);
+    if (rc)
+        return rc;
+    if (json) {
+        if (id) {
+            print_job_json(&rep.u.status_reply.jobs[0]);
+        } else {
+            printf("{\"jobs\":[");
+            for (int i = 0; i < rep.u.status_reply.n_jobs; i++) {
+                if (i)
+                    putchar(',');
+                print_job_json(&rep.u.status_reply.jobs[i]);
+            }
+            printf("],\"stale_results\":%lld,\"bad_messages\":%lld}",
+                   (long long)rep.u.status_reply.stale_results,
+                   (long long)rep.u.status_reply.bad_messages);
+        }
+        putchar('\n');
+    } else {
+        printf("%-6s %-10s %4s %-8s %9s %13s %6s\n", "JOB", "STATE", "PRIO", "MODEL", "WINDOWS",
+               "TASKS", "STALE");
+        for (int i = 0; i < rep.u.status_reply.n_jobs; i++) {
+            const struct wire_job_info *j = &rep.u.status_reply.jobs[i];
+            printf("%-6llu %-10s %4d %-8s %4lld/%-4lld %6lld/%-6lld %6lld%s%s\n",
+                   (unsigned long long)j->id, j->state, j->priority, j->model,
+                   (long long)j->windows_done, (long long)j->n_windows, (long long)j->tasks_done,
+                   (long long)j->tasks_total, (long long)j->stale_results,
+                   j->error[0] ? "  " : "", j->error);
+        }
+    }
+    wire_msg_release(&rep);
+    return EXIT_STATUS_OK;
 }

@@ -1,20 +1,65 @@
 /*
- * cmd_workers.c - `encore workers`: not available in this build yet.
- *
- * The command is part of the contract (DESIGN 7) and is being built; until
- * it lands it fails with a clear message rather than pretending to work.
+ * cmd_workers.c - `encore workers [--json]`: connected workers.
  */
 #include <stdio.h>
+#include <string.h>
 
+#include "cli/client.h"
 #include "commands.h"
+
+static const char usage[] = "usage: encore [--coordinator EP] workers [--json]\n";
 
 int cmd_workers(const struct global_opts *g, int argc, char **argv)
 {
-    (void)g;
-    if (argc > 1 && cli_is_help(argv[1])) {
-        printf("usage: encore workers ...\n(not available in this build yet)\n");
-        return EXIT_STATUS_OK;
+    int json = 0;
+    for (int i = 1; i < argc; i++) {
+        if (cli_is_help(argv[i])) {
+            fputs(usage, stdout);
+            return EXIT_STATUS_OK;
+        } else if (strcmp(argv[i], "--json") == 0) {
+            json = 1;
+        } else {
+            return cli_usage_error(usage, "unknown argument '%s'", argv[i]);
+        }
     }
-    fprintf(stderr, "encore workers: not available in this build yet\n");
-    return EXIT_STATUS_FAILURE;
+    struct wire_msg req, rep;
+    wire_msg_init(&req, WIRE_WORKERS);
+    int rc = client_call(NULL, g->coordinator, "workers", &req, &rep, 10000);
+    if (rc)
+        return rc;
+    if (json)
+        printf("{\"workers\":[");
+    else
+        printf("%-4s %-20s %-8s %-8s %-6s %7s %10s\n", "ID", "NAME", "BACKEND", "DEVICE",
+               "STATE", "RUNNING", "TASKS_DONE");
+    for (int i = 0; i < rep.u.workers_reply.n_workers; i++) {
+        const struct wire_worker_info *w = &rep.u.workers_reply.workers[i];
+        if (json) {
+            printf("%s{\"id\":%llu,\"name\":", i ? "," : "", (unsigned long long)w->id);
+            client_json_str(w->name);
+            printf(",\"backend\":");
+            client_json_str(w->backend);
+            printf(",\"device\":");
+            client_json_str(w->device);
+            printf(",\"state\":");
+            client_json_str(w->state);
+            printf(",\"models\":[");
+            for (int k = 0; k < w->n_models; k++) {
+                if (k)
+                    putchar(',');
+                client_json_str(w->models[k]);
+            }
+            printf("],\"running\":%d,\"tasks_done\":%lld,\"last_seen\":%.3f,"
+                   "\"connected_at\":%.3f}",
+                   w->running, (long long)w->tasks_done, w->last_seen, w->connected_at);
+        } else {
+            printf("%-4llu %-20s %-8s %-8s %-6s %7d %10lld\n", (unsigned long long)w->id,
+                   w->name, w->backend, w->device, w->state, w->running,
+                   (long long)w->tasks_done);
+        }
+    }
+    if (json)
+        printf("]}\n");
+    wire_msg_release(&rep);
+    return EXIT_STATUS_OK;
 }

@@ -7,18 +7,60 @@
  * Weights: the fixture's weights.* tensors, or --weights FILE (a real
  * umT5 checkpoint: keys without prefix). Tolerance (README-encoders):
  * max |got - ref| <= 1e-4; the outputs are RMS-normalised, O(1).
+ *
+ * When the fixture's config lists its prompts and the tokenizer model
+ * (tokenizer_spm.model) lies beside it, the prompts are also tokenised and
+ * the ids compared with input.input_ids: text to context end to end.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/err.h"
+#include "common/json.h"
 #include "common/log.h"
 #include "common/xmalloc.h"
 #include "parity.h"
+#include "worker/models/tokenizer.h"
 #include "worker/models/umt5.h"
 
 #define ATOL 1e-4
+
+/* check_prompts() tokenises config.prompts and compares with ids[n_prompts]
+ * [width]; silent when the fixture has no prompts or no tokenizer model. */
+static void check_prompts(struct parity_run *r, const float *ids, int64_t n_prompts, int64_t width)
+{
+    const char *cfg = ckpt_meta(r->fx, "config");
+    struct json *j = NULL;
+    struct tokenizer *tk = NULL;
+    if (!cfg || json_parse(cfg, strlen(cfg), &j, NULL) < 0)
+        return;
+    const struct json *prompts = json_get(j, "prompts");
+    const char *slash = strrchr(r->path, '/');
+    int dir_len = slash ? (int)(slash - r->path + 1) : 0;
+    char *model = xasprintf("%.*stokenizer_spm.model", dir_len, r->path);
+    FILE *f = fopen(model, "rb");
+    if (f)
+        fclose(f);
+    if (f && (int64_t)json_len(prompts) == n_prompts && tokenizer_open(model, &tk) == 0) {
+        int64_t *got = xmalloc((size_t)width * sizeof(*got));
+        int64_t *want = xmalloc((size_t)width * sizeof(*want));
+        for (int64_t p = 0; p < n_prompts; p++) {
+            const char *text = json_str(json_at(prompts, (size_t)p));
+            char label[64];
+            snprintf(label, sizeof(label), "prompt %lld token ids", (long long)p);
+            for (int64_t i = 0; i < width; i++)
+                want[i] = (int64_t)ids[p * width + i];
+            if (text && tokenizer_encode_padded(tk, text, strlen(text), (int)width, got, NULL) > 0)
+                parity_check_ints(r, label, got, want, width);
+        }
+        free(got);
+        free(want);
+    }
+    tokenizer_destroy(&tk);
+    free(model);
+    json_free(&j);
+}
 
 int parity_umt5_encoder(struct parity_run *r)
 {
@@ -67,6 +109,7 @@ int parity_umt5_encoder(struct parity_run *r)
         goto out;
     }
     int64_t width = tid->shape[1];
+    check_prompts(r, ids_f, n_lens, width);
     ids = xmalloc((size_t)width * sizeof(*ids));
     for (int64_t p = 0; p < n_lens; p++) {
         int n = (int)lens_f[p];

@@ -27,8 +27,8 @@ struct parser {
     struct json_error *err;
 };
 
-static __attribute__((format(printf, 3, 4))) int fail(struct parser *p, size_t at,
-                                                      const char *fmt, ...)
+static __attribute__((format(printf, 3, 4))) int fail(struct parser *p, size_t at, const char *fmt,
+                                                      ...)
 {
     if (!p->failed && p->err) {
         va_list ap;
@@ -176,8 +176,21 @@ static int parse_string(struct parser *p, char **out, size_t *out_len)
             fail(p, p->pos, "control character 0x%02x in string", c);
             goto bad;
         }
+        if (c >= 0x20 && c < 0x80 && c != '\\') {
+            /* copy a run of plain ASCII at once */
+            size_t k = 1;
+            while (p->pos + k < p->n) {
+                unsigned char d = p->s[p->pos + k];
+                if (d < 0x20 || d >= 0x80 || d == '"' || d == '\\')
+                    break;
+                k++;
+            }
+            sbuf_put(&sb, p->s + p->pos, k);
+            p->pos += k;
+            continue;
+        }
         if (c != '\\') {
-            /* copy a run of plain bytes, validating UTF-8 */
+            /* one multi-byte UTF-8 sequence, validated */
             size_t k = utf8_len(p->s + p->pos, p->n - p->pos);
             if (!k) {
                 fail(p, p->pos, "invalid UTF-8 in string");
@@ -214,8 +227,7 @@ static int parse_string(struct parser *p, char **out, size_t *out_len)
             }
             if (cp >= 0xd800 && cp <= 0xdbff) {
                 if (p->n - p->pos < 2 || p->s[p->pos] != '\\' || p->s[p->pos + 1] != 'u') {
-                    fail(p, esc, "high surrogate \\u%04x not followed by a low one",
-                         (unsigned)cp);
+                    fail(p, esc, "high surrogate \\u%04x not followed by a low one", (unsigned)cp);
                     goto bad;
                 }
                 p->pos += 2;
@@ -231,9 +243,7 @@ static int parse_string(struct parser *p, char **out, size_t *out_len)
             put_utf8(&sb, cp);
             continue;
         }
-        default:
-            fail(p, esc, "bad escape '\\%c'", c >= 0x20 && c < 0x7f ? c : '?');
-            goto bad;
+        default: fail(p, esc, "bad escape '\\%c'", c >= 0x20 && c < 0x7f ? c : '?'); goto bad;
         }
         sbuf_put(&sb, &ch, 1);
     }
@@ -393,8 +403,8 @@ static int parse_container(struct parser *p, struct json *j, int depth, int is_o
         if (is_obj) {
             size_t klen;
             if (p->pos >= p->n || p->s[p->pos] != '"')
-                return fail(p, p->pos, p->pos >= p->n ? "unterminated object"
-                                                      : "object key expected");
+                return fail(p, p->pos,
+                            p->pos >= p->n ? "unterminated object" : "object key expected");
             if (parse_string(p, &key, &klen))
                 return ENC_EINVAL;
             skip_ws(p);
@@ -441,19 +451,13 @@ static int parse_value(struct parser *p, struct json *j, int depth)
     switch (p->s[p->pos]) {
     case '{': return parse_container(p, j, depth, 1);
     case '[': return parse_container(p, j, depth, 0);
-    case '"':
-        j->type = JSON_STRING;
-        return parse_string(p, &j->str, &j->len);
+    case '"': j->type = JSON_STRING; return parse_string(p, &j->str, &j->len);
     case 't':
         j->type = JSON_BOOL;
         j->boolean = 1;
         return literal(p, "true");
-    case 'f':
-        j->type = JSON_BOOL;
-        return literal(p, "false");
-    case 'n':
-        j->type = JSON_NULL;
-        return literal(p, "null");
+    case 'f': j->type = JSON_BOOL; return literal(p, "false");
+    case 'n': j->type = JSON_NULL; return literal(p, "null");
     default:
         if (p->s[p->pos] == '-' || (p->s[p->pos] >= '0' && p->s[p->pos] <= '9'))
             return parse_number(p, j);

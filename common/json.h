@@ -33,14 +33,14 @@ enum json_type {
 
 struct json {
     enum json_type type;
-    int boolean;          /* JSON_BOOL */
-    double num;           /* JSON_NUMBER */
-    int64_t ival;         /* JSON_NUMBER: exact value when is_int */
+    int boolean;  /* JSON_BOOL */
+    double num;   /* JSON_NUMBER */
+    int64_t ival; /* JSON_NUMBER: exact value when is_int */
     int is_int;
-    char *str;            /* JSON_STRING: UTF-8, NUL-terminated (may hold \u0000) */
-    size_t len;           /* JSON_STRING: bytes in str; ARRAY/OBJECT: element count */
-    struct json **items;  /* ARRAY/OBJECT: len values, in document order */
-    char **keys;          /* OBJECT: len keys, NUL-terminated */
+    char *str;           /* JSON_STRING: UTF-8, NUL-terminated (may hold \u0000) */
+    size_t len;          /* JSON_STRING: bytes in str; ARRAY/OBJECT: element count */
+    struct json **items; /* ARRAY/OBJECT: len values, in document order */
+    char **keys;         /* OBJECT: len keys, NUL-terminated */
 };
 
 /* Why a parse failed: a message and the byte offset into the input. */

@@ -1,10 +1,108 @@
 /*
- * worker_main.c - encore-worker: not available in this build yet.
+ * worker_main.c - encore-worker: parse options, run the agent until
+ * SIGTERM/SIGINT (finish the running task, hand back the rest).
  */
+#include <signal.h>
 #include <stdio.h>
+#include <string.h>
 
-int main(void)
+#include "common/log.h"
+#include "common/parse.h"
+#include "worker/agent.h"
+
+static const char usage[] =
+    "usage: encore-worker --coordinator EP [--models DIR | --tiny] [--device cpu|cuda:N]\n"
+    "                     [--name NAME] [--backend engine|sim] [--sim-ms N]\n"
+    "\n"
+    "  --coordinator EP   coordinator endpoint (default tcp://127.0.0.1:7707)\n"
+    "  --backend B        engine (the model) or sim: a cheap deterministic stand-in\n"
+    "                     for load tests, taking --sim-ms N per task (default engine)\n"
+    "  --models DIR       model directory (engine); --tiny: the tiny test model\n"
+    "  --device D         cpu or cuda:N (engine)\n"
+    "  --name NAME        worker name (default host-pid)\n"
+    "  --cache-windows N  window outputs kept for affinity (default 16)\n"
+    "  --log-level L      error|warn|info|debug\n";
+
+static struct agent *running;
+
+static void on_signal(int sig)
 {
-    fprintf(stderr, "encore-worker: not available in this build yet\n");
-    return 1;
+    (void)sig;
+    if (running)
+        agent_stop(running);
+}
+
+int main(int argc, char **argv)
+{
+    struct agent_opts o;
+    agent_opts_default(&o);
+    o.backend = "engine";
+    o.model = NULL;
+    log_init("worker");
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            fputs(usage, stdout);
+            return 0;
+        } else if (strcmp(a, "--tiny") == 0) {
+            o.model = "tiny";
+        } else if (!v) {
+            fprintf(stderr, "encore-worker: unknown option or missing value '%s'\n%s", a, usage);
+            return 2;
+        } else if (strcmp(a, "--coordinator") == 0) {
+            o.coordinator = argv[++i];
+        } else if (strcmp(a, "--backend") == 0) {
+            o.backend = argv[++i];
+        } else if (strcmp(a, "--models") == 0) {
+            const char *base = strrchr(v, '/');
+            o.model = base && base[1] ? base + 1 : v;
+            i++;
+        } else if (strcmp(a, "--device") == 0) {
+            o.device = argv[++i];
+        } else if (strcmp(a, "--name") == 0) {
+            o.name = argv[++i];
+        } else if (strcmp(a, "--sim-ms") == 0 || strcmp(a, "--cache-windows") == 0) {
+            int n;
+            if (parse_int(v, 0, 3600000, &n)) {
+                fprintf(stderr, "encore-worker: bad value '%s' for %s\n", v, a);
+                return 2;
+            }
+            if (a[2] == 's')
+                o.sim_ms = n;
+            else
+                o.cache_windows = n;
+            i++;
+        } else if (strcmp(a, "--log-level") == 0) {
+            int l = log_parse_level(v);
+            if (l < 0) {
+                fprintf(stderr, "encore-worker: unknown log level '%s'\n", v);
+                return 2;
+            }
+            log_set_level((enum log_level)l);
+            i++;
+        } else {
+            fprintf(stderr, "encore-worker: unknown option '%s'\n%s", a, usage);
+            return 2;
+        }
+    }
+    if (strcmp(o.backend, "sim") == 0)
+        o.model = "sim";
+    else if (!o.model) {
+        fprintf(stderr, "encore-worker: name a model with --models DIR or --tiny\n");
+        return 2;
+    }
+    struct agent *a;
+    int rc = agent_new(&o, &a);
+    if (rc)
+        return rc == -1 ? 2 : 1;
+    running = a;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    rc = agent_run(a);
+    running = NULL;
+    agent_destroy(&a);
+    return rc ? 1 : 0;
 }

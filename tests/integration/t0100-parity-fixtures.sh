@@ -4,7 +4,7 @@
 set -u
 bin=${ENCORE_BIN:-build/bin}
 fx=../shared/fixtures/stableavatar
-kinds="dit_forward scheduler sliding_window_loop vae_decode vae_encode umt5_encoder tokenizer"
+kinds="dit_forward scheduler sliding_window_loop vae_decode vae_encode umt5_encoder tokenizer clip_vision wav2vec2"
 n=0
 for k in $kinds; do n=$((n + 1)); done
 echo "1..$((n + 2))"

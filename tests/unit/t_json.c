@@ -23,15 +23,16 @@ static void bad(const char *s, size_t at, const char *msg)
     struct json *j = NULL;
     struct json_error e;
     int rc = json_parse(s, strlen(s), &j, &e);
-    ok(rc == ENC_EINVAL && !j && e.offset == at && strstr(e.msg, msg),
-       "refuses %.40s (at %zu: %s)", s, e.offset, e.msg);
+    ok(rc == ENC_EINVAL && !j && e.offset == at && strstr(e.msg, msg), "refuses %.40s (at %zu: %s)",
+       s, e.offset, e.msg);
     json_free(&j);
 }
 
 int main(void)
 {
-    struct json *j = parse(" {\"a\": [1, -2.5e3, true, false, null, \"x\"], \"b\": {\"c\": 9007199254740993},"
-                           " \"big\": 123456789012345678, \"e\": 1e2, \"f\": 0.5} ");
+    struct json *j =
+        parse(" {\"a\": [1, -2.5e3, true, false, null, \"x\"], \"b\": {\"c\": 9007199254740993},"
+              " \"big\": 123456789012345678, \"e\": 1e2, \"f\": 0.5} ");
     ok(j && j->type == JSON_OBJECT && json_len(j) == 5, "object of 5 members");
     const struct json *a = json_get(j, "a");
     double d;
@@ -95,8 +96,8 @@ int main(void)
     bad("\"\\ude00\"", 1, "lone low surrogate");
     bad("\"\\ud83d\\u0041\"", 1, "followed by");
     bad("\"\xc3\"", 1, "UTF-8");
-    bad("\"\xed\xa0\x80\"", 1, "UTF-8");      /* encoded surrogate */
-    bad("\"\xc0\xaf\"", 1, "UTF-8");          /* overlong */
+    bad("\"\xed\xa0\x80\"", 1, "UTF-8"); /* encoded surrogate */
+    bad("\"\xc0\xaf\"", 1, "UTF-8");     /* overlong */
     bad("{\"a\":1,\"a\":2}", 0, "duplicate key \"a\"");
     bad("[1] x", 4, "trailing data");
     bad("[1e999]", 1, "out of range");

@@ -6,6 +6,7 @@
  * layout (no gaps, natural alignment, header order = insertion order),
  * atomic replacement under an open mapping, and the refusals.
  */
+#include <dirent.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -13,14 +14,13 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <dirent.h>
 
 #include "common/bf16.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "tests/tap.h"
 #include "worker/engine/checkpoint.h"
 #include "worker/engine/st_writer.h"
-#include "tests/tap.h"
 
 static void quiet(void *ctx, enum log_level level, const char *line)
 {
@@ -98,7 +98,9 @@ int main(void)
     for (size_t i = 0; i < 7; i++) {
         const struct ckpt_tensor *t = ckpt_at(ck, i);
         in_order &= strcmp(t->name, order[i]) == 0;
-        size_t es = t->dtype == DTYPE_F32 ? 4 : t->dtype == DTYPE_I64 || t->dtype == DTYPE_F64 ? 8 : 2;
+        size_t es = t->dtype == DTYPE_F32                            ? 4
+                    : t->dtype == DTYPE_I64 || t->dtype == DTYPE_F64 ? 8
+                                                                     : 2;
         aligned &= ((uintptr_t)t->data % es) == 0;
         total += t->nbytes;
     }
@@ -117,8 +119,8 @@ int main(void)
     for (int i = 7; i >= 0; i--)
         hn = (hn << 8) | l8[i];
     ok(hn % 8 == 0 && (uint64_t)st.st_size == 8 + hn + total,
-       "header padded to 8, data block has no gaps (%llu + %zu bytes)",
-       (unsigned long long)hn, total);
+       "header padded to 8, data block has no gaps (%llu + %zu bytes)", (unsigned long long)hn,
+       total);
 
     const struct ckpt_tensor *t = ckpt_find(ck, "a.f32");
     ok(t && t->ndim == 1 && t->shape[0] == 3 && memcmp(t->data, f3, 12) == 0, "f32 bytes");
@@ -167,10 +169,10 @@ int main(void)
         all[n++] = lo + (hi - lo) / 2;
     }
     size_t ties1 = n;
-    all[n++] = 65519.99f;                /* rounds down to 65504 */
-    all[n++] = 65520.0f;                 /* rounds to inf */
-    all[n++] = 2.98023224e-08f;          /* 2^-25: tie, to 0 */
-    all[n++] = 2.98023259e-08f;          /* just above: smallest subnormal */
+    all[n++] = 65519.99f;       /* rounds down to 65504 */
+    all[n++] = 65520.0f;        /* rounds to inf */
+    all[n++] = 2.98023224e-08f; /* 2^-25: tie, to 0 */
+    all[n++] = 2.98023259e-08f; /* just above: smallest subnormal */
     w = st_writer_new();
     st_writer_add_f32_as(w, "h", DTYPE_F16, 1, (int64_t[]){(int64_t)n}, all);
     is_int(st_writer_write(w, path), 0, "write %zu f16 conversions", n);
@@ -191,8 +193,7 @@ int main(void)
     }
     is_int(bad_id, 0, "all 65536 half values map to themselves (NaN stays NaN)");
     is_int(bad_tie, 0, "all %zu midpoints round to the even neighbour", ties1 - ties0);
-    ok(h && h[ties1] == 0x7bff && h[ties1 + 1] == 0x7c00 && h[ties1 + 2] == 0 &&
-           h[ties1 + 3] == 1,
+    ok(h && h[ties1] == 0x7bff && h[ties1 + 1] == 0x7c00 && h[ties1 + 2] == 0 && h[ties1 + 3] == 1,
        "overflow and underflow edges");
     ckpt_close(&ck);
     free(all);

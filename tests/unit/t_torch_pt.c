@@ -18,8 +18,8 @@
 #include "common/bf16.h"
 #include "common/err.h"
 #include "common/log.h"
-#include "worker/engine/checkpoint.h"
 #include "tests/tap.h"
+#include "worker/engine/checkpoint.h"
 
 /* ---- a growable byte buffer ---- */
 struct buf {
@@ -68,7 +68,15 @@ struct zfile {
     unsigned method;
 };
 
-static struct buf zip_build(const struct zfile *f, int n)
+static void put64(struct buf *b, uint64_t v)
+{
+    put32(b, (uint32_t)v);
+    put32(b, (uint32_t)(v >> 32));
+}
+
+/* zip_build_ex() writes a zip; with zip64 set, sizes and offsets go in zip64
+ * extra fields and zip64 end records, as writers do for files over 4 GiB. */
+static struct buf zip_build_ex(const struct zfile *f, int n, int zip64)
 {
     struct buf z = {0}, cd = {0};
     for (int i = 0; i < n; i++) {
@@ -99,29 +107,58 @@ static struct buf zip_build(const struct zfile *f, int n)
         put16(&cd, f[i].method);
         put32(&cd, 0);
         put32(&cd, 0);
-        put32(&cd, (uint32_t)f[i].size);
-        put32(&cd, (uint32_t)f[i].size);
+        put32(&cd, zip64 ? 0xffffffffu : (uint32_t)f[i].size);
+        put32(&cd, zip64 ? 0xffffffffu : (uint32_t)f[i].size);
         put16(&cd, (unsigned)nl);
-        put16(&cd, 0);
+        put16(&cd, zip64 ? 4 + 24 : 0);
         put16(&cd, 0);
         put16(&cd, 0);
         put16(&cd, 0);
         put32(&cd, 0);
-        put32(&cd, off);
+        put32(&cd, zip64 ? 0xffffffffu : off);
         puts_(&cd, f[i].name);
+        if (zip64) {
+            put16(&cd, 0x0001);
+            put16(&cd, 24);
+            put64(&cd, f[i].size);
+            put64(&cd, f[i].size);
+            put64(&cd, off);
+        }
     }
-    uint32_t cd_off = (uint32_t)z.n;
+    uint64_t cd_off = z.n;
     put(&z, cd.b, cd.n);
+    if (zip64) {
+        uint64_t e64 = z.n;
+        put32(&z, 0x06064b50);
+        put64(&z, 44);
+        put16(&z, 45);
+        put16(&z, 45);
+        put32(&z, 0);
+        put32(&z, 0);
+        put64(&z, (uint64_t)n);
+        put64(&z, (uint64_t)n);
+        put64(&z, cd.n);
+        put64(&z, cd_off);
+        put32(&z, 0x07064b50);
+        put32(&z, 0);
+        put64(&z, e64);
+        put32(&z, 1);
+    }
     put32(&z, 0x06054b50);
     put16(&z, 0);
     put16(&z, 0);
-    put16(&z, (unsigned)n);
-    put16(&z, (unsigned)n);
-    put32(&z, (uint32_t)cd.n);
-    put32(&z, cd_off);
+    put16(&z, zip64 ? 0xffff : (unsigned)n);
+    put16(&z, zip64 ? 0xffff : (unsigned)n);
+    put32(&z, zip64 ? 0xffffffffu : (uint32_t)cd.n);
+    put32(&z, zip64 ? 0xffffffffu : (uint32_t)cd_off);
     put16(&z, 0);
     free(cd.b);
     return z;
+}
+
+static struct buf zip_build(const struct zfile *f, int n)
+{
+    return zip_build_ex(f, n, 0);
 }
 
 /* ---- pickle bytes ---- */
@@ -268,11 +305,11 @@ static void sink(void *ctx, enum log_level level, const char *line)
         snprintf(last_err, sizeof last_err, "%s", line);
 }
 
-static char tmpdir[64];
+static char tmpdir[128];
 
 static int open_bytes(const void *data, size_t n, struct ckpt **ck)
 {
-    char path[128];
+    char path[256];
     snprintf(path, sizeof path, "%s/t.pt", tmpdir);
     if (write_file(path, data, n))
         return -100;
@@ -327,7 +364,8 @@ static void compare_twins(const char *pt_path, const char *st_path, const char *
         if (j < ckpt_count(pt) && strcmp(ckpt_at(pt, j)->name, name) != 0)
             bad_name++;
         j++;
-        if (p->ndim != s->ndim || memcmp(p->shape, s->shape, sizeof p->shape[0] * (size_t)p->ndim) ||
+        if (p->ndim != s->ndim ||
+            memcmp(p->shape, s->shape, sizeof p->shape[0] * (size_t)p->ndim) ||
             p->dtype != s->dtype)
             bad_shape++;
         else if (p->nbytes != s->nbytes || memcmp(p->data, s->data, p->nbytes) != 0)
@@ -384,7 +422,7 @@ static void test_fixtures(void)
 static void test_built(void)
 {
     /* storages */
-    float w32[6] = {1, 2, 3, 4, 5, 6};         /* [2,3], transposed view [3,2] */
+    float w32[6] = {1, 2, 3, 4, 5, 6}; /* [2,3], transposed view [3,2] */
     uint16_t wbf[5], wf16[3] = {0x3c00, 0xc000, 0x0001};
     int32_t wi32[3] = {-1, 7, 1 << 30};
     for (int i = 0; i < 5; i++)
@@ -401,9 +439,9 @@ static void test_built(void)
     for (int outer = 0; outer < 2; outer++) {
         struct buf pk = pickle_state_dict(pts, npts, outer);
         struct zfile zf[] = {
-            {"arch/data.pkl", pk.b, pk.n, 0},       {"arch/data/0", w32, sizeof w32, 0},
-            {"arch/data/1", wbf, sizeof wbf, 0},    {"arch/data/2", wf16, sizeof wf16, 0},
-            {"arch/data/3", wi32, sizeof wi32, 0},  {"arch/version", "3\n", 2, 0},
+            {"arch/data.pkl", pk.b, pk.n, 0},      {"arch/data/0", w32, sizeof w32, 0},
+            {"arch/data/1", wbf, sizeof wbf, 0},   {"arch/data/2", wf16, sizeof wf16, 0},
+            {"arch/data/3", wi32, sizeof wi32, 0}, {"arch/version", "3\n", 2, 0},
         };
         struct buf z = zip_build(zf, 6);
         struct ckpt *ck = NULL;
@@ -473,7 +511,8 @@ static void test_malformed(void)
     expect_fail(bad.b, bad.n, ENC_EINVAL, "central directory", "bad central directory signature");
     memcpy(bad.b, z.b, z.n);
     memset(bad.b + bad.n - 22 + 16, 0x7f, 4); /* cd offset */
-    expect_fail(bad.b, bad.n, ENC_EINVAL, "outside the file", "central directory offset past the end");
+    expect_fail(bad.b, bad.n, ENC_EINVAL, "outside the file",
+                "central directory offset past the end");
     memcpy(bad.b, z.b, z.n);
     bad.b[bad.n - 22 + 10] = 200; /* entry count */
     expect_fail(bad.b, bad.n, ENC_EINVAL, "entries", "entry count larger than the directory");
@@ -561,16 +600,171 @@ static void test_malformed(void)
     free(pk.b);
 }
 
+/* copy_file() copies src to dst; returns its size or 0. */
+static size_t copy_file(const char *src, const char *dst)
+{
+    FILE *in = fopen(src, "rb"), *out = fopen(dst, "wb");
+    char b[65536];
+    size_t n, total = 0;
+    while (in && out && (n = fread(b, 1, sizeof b, in)) > 0)
+        total += fwrite(b, 1, n, out);
+    if (in)
+        fclose(in);
+    if (out && fclose(out) != 0)
+        total = 0;
+    return total;
+}
+
+/* A tiny deterministic generator for the mutation tests. */
+static uint32_t rng_state = 12345;
+static uint32_t rnd(void)
+{
+    rng_state = rng_state * 1664525u + 1013904223u;
+    return rng_state >> 8;
+}
+
+static void test_hardening(void)
+{
+    /* zip64 records and extra fields */
+    float w[4] = {1, 2, 3, 4};
+    uint16_t hb[4] = {0x3f80, 0x4000, 0x4040, 0x4080};
+    struct ptensor two[] = {{"a", "FloatStorage", "0", 4, 0, 2, {2, 2}, {2, 1}, 0},
+                            {"b", "BFloat16Storage", "1", 4, 1, 1, {3}, {1}, 0}};
+    struct buf pk = pickle_state_dict(two, 2, 0);
+    struct zfile zf[] = {{"x/data.pkl", pk.b, pk.n, 0},
+                         {"x/data/0", w, sizeof w, 0},
+                         {"x/data/1", hb, sizeof hb, 0},
+                         {"x/byteorder", "little", 6, 0}};
+    struct buf z = zip_build_ex(zf, 4, 1);
+    struct ckpt *ck = NULL;
+    ok(open_bytes(z.b, z.n, &ck) == 0 && ck && ckpt_count(ck) == 2 &&
+           memcmp(ckpt_find(ck, "a")->data, w, 16) == 0 &&
+           *(const uint16_t *)ckpt_find(ck, "b")->data == 0x4000,
+       "zip64 archive with a byteorder entry opens");
+    ckpt_close(&ck);
+    size_t fails = 0;
+    for (size_t n = 4; n < z.n; n++) {
+        if (open_bytes(z.b, n, &ck) != 0)
+            fails++;
+        ckpt_close(&ck);
+    }
+    is_int(fails, z.n - 4, "every truncated prefix of the zip64 archive is refused");
+    free(z.b);
+    zf[3].data = "big";
+    zf[3].size = 3;
+    z = zip_build(zf, 4);
+    expect_fail(z.b, z.n, ENC_ENOTSUP, "big-endian", "big-endian byteorder refused");
+    free(z.b);
+
+    /* hand-written pickles that must be refused */
+    static const struct {
+        const char *bytes;
+        size_t n;
+        int rc;
+        const char *msg, *what;
+    } pk_bad[] = {
+        {"\x80\x02h\x05.", 5, ENC_EINVAL, "never stored", "BINGET of an unset memo slot"},
+        {"\x80\x02}}.", 5, ENC_EINVAL, "STOP with 2 values", "two values left at STOP"},
+        {"\x80\x02].", 4, ENC_EINVAL, "not a state dict", "a list, not a dict"},
+        {"\x80\x02s.", 4, ENC_EINVAL, "underflow", "SETITEM on an empty stack"},
+        {"\x80\x02]K\x01K\x02s.", 9, ENC_EINVAL, "SETITEM(S) on a list", "SETITEM on a list"},
+        {"\x80\x02}(K\x01u.", 8, ENC_EINVAL, "odd number", "SETITEMS with a key and no value"},
+        {"\x80\x02}X\x01\x00\x00\x00"
+         "aK\x01\x85Q.",
+         15, ENC_ENOTSUP, "persistent id", "persistent id that is not a storage tuple"},
+        {"\x80\x02t.", 4, ENC_EINVAL, "no MARK", "TUPLE without a MARK"},
+        {"\x80\x02(}K\x01.", 7, ENC_EINVAL, "STOP", "STOP inside a MARK"},
+        {"\x80\x02X\xff\xff\xff\x7f", 8, ENC_EINVAL, "past the end", "string longer than data.pkl"},
+        {"\x80\x02\x8a\x09\x01\x02\x03\x04\x05\x06\x07\x08\x09.", 14, ENC_ENOTSUP,
+         "integer of 9 bytes", "integer wider than int64"},
+        {"\x80\x09}.", 4, ENC_ENOTSUP, "protocol 9", "unknown pickle protocol"},
+        {"\x80\x02r\x00\x00\x00\x7f", 7, ENC_EINVAL, "underflow", "LONG_BINPUT on an empty stack"},
+        {"\x80\x02}r\xff\xff\xff\x7f.", 8, ENC_EINVAL, "too large", "huge memo index"},
+        {"\x80\x02"
+         "ctorch._utils\n_rebuild_tensor_v2\n)R.",
+         37, ENC_EINVAL, "0 arguments", "_rebuild_tensor_v2 without arguments"},
+    };
+    for (size_t i = 0; i < sizeof pk_bad / sizeof pk_bad[0]; i++) {
+        struct zfile zb[] = {{"x/data.pkl", pk_bad[i].bytes, pk_bad[i].n, 0}};
+        z = zip_build(zb, 1);
+        expect_fail(z.b, z.n, pk_bad[i].rc, pk_bad[i].msg, pk_bad[i].what);
+        free(z.b);
+    }
+    struct zfile zdef[] = {{"x/data.pkl", pk.b, pk.n, 8}, {"x/data/0", w, sizeof w, 0}};
+    z = zip_build(zdef, 2);
+    expect_fail(z.b, z.n, ENC_ENOTSUP, "data.pkl' is compressed", "deflated data.pkl");
+    free(z.b);
+
+    /* mutations: random byte changes in the pickle never crash, and each
+     * result either loads or fails with a logged reason */
+    struct zfile zm[] = {{"x/data.pkl", NULL, pk.n, 0},
+                         {"x/data/0", w, sizeof w, 0},
+                         {"x/data/1", hb, sizeof hb, 0}};
+    uint8_t *mut = malloc(pk.n);
+    size_t loaded = 0, refused = 0, silent = 0;
+    for (int round = 0; round < 1500; round++) {
+        memcpy(mut, pk.b, pk.n);
+        int flips = 1 + (int)(rnd() % 3);
+        for (int k = 0; k < flips; k++)
+            mut[rnd() % pk.n] = (uint8_t)rnd();
+        zm[0].data = mut;
+        z = zip_build(zm, 3);
+        int rc = open_bytes(z.b, z.n, &ck);
+        if (rc == 0)
+            loaded++;
+        else if (last_err[0])
+            refused++;
+        else
+            silent++;
+        ckpt_close(&ck);
+        free(z.b);
+    }
+    ok(silent == 0 && refused > 0, "1500 mutated pickles: %zu loaded, %zu refused with a reason",
+       loaded, refused);
+    free(mut);
+    free(pk.b);
+
+    /* a sample of truncations of the real fixture (a copy shortened in place) */
+    char path[256];
+    snprintf(path, sizeof path, "%s/t.pt", tmpdir);
+    size_t full = copy_file(FIXTURE_DIR "/dit_weights.pt", path);
+    fails = 0;
+    size_t tries = 0;
+    for (size_t len = full; len > 0;) {
+        len = len > 300000 ? len - 250007 - (rnd() % 1000) : len > 100 ? len / 3 : len - 1;
+        if (truncate(path, (off_t)len) != 0)
+            break;
+        tries++;
+        last_err[0] = 0;
+        if (ckpt_open(path, &ck) != 0 && last_err[0])
+            fails++;
+        ckpt_close(&ck);
+    }
+    ok(full > 0 && tries > 20 && fails == tries,
+       "%zu truncations of dit_weights.pt refused with a reason", tries);
+    /* the end of the file cut by a few bytes: the zip directory is gone */
+    full = copy_file(FIXTURE_DIR "/dit_weights.pt", path);
+    ok(truncate(path, (off_t)(full - 1)) == 0 && ckpt_open(path, &ck) == ENC_EINVAL &&
+           strstr(last_err, "end-of-central-directory"),
+       "dit_weights.pt minus one byte: %s", last_err);
+    ckpt_close(&ck);
+}
+
 int main(void)
 {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/t_torch_pt.XXXXXX");
+    /* many small files are written: prefer memory-backed /dev/shm */
+    const char *base = getenv("TMPDIR");
+    if (!base || !*base)
+        base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
+    snprintf(tmpdir, sizeof tmpdir, "%s/t_torch_pt.XXXXXX", base);
     if (!mkdtemp(tmpdir))
         return 1;
     log_set_sink(sink, NULL);
     test_fixtures();
     test_built();
     test_malformed();
-    char path[128];
+    test_hardening();
+    char path[256];
     snprintf(path, sizeof path, "%s/t.pt", tmpdir);
     unlink(path);
     rmdir(tmpdir);

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "common/err.h"
+#include "common/json.h"
 #include "common/log.h"
 #include "tests/tap.h"
 #include "worker/engine/backend.h"
@@ -88,6 +89,27 @@ static void test_fixture(struct backend *be, struct backend *be1)
     }
     float *idf = ckpt_read_f32(tid), *lenf = ckpt_read_f32(tlen);
     int64_t width = tid->shape[1];
+
+    /* Text to ids: the fixture's prompts through the tokenizer. */
+    struct json *cfg = NULL;
+    struct tokenizer *tk = NULL;
+    const char *meta = ckpt_meta(ck, "config");
+    int ids_ok = meta && json_parse(meta, strlen(meta), &cfg, NULL) == 0 &&
+                 json_len(json_get(cfg, "prompts")) == 2 &&
+                 tokenizer_open(FIXTURE_DIR "/tokenizer_spm.model", &tk) == 0;
+    for (int p = 0; ids_ok && p < 2; p++) {
+        const char *text = json_str(json_at(json_get(cfg, "prompts"), (size_t)p));
+        int64_t tok[512];
+        int real =
+            text ? tokenizer_encode_padded(tk, text, strlen(text), (int)width, tok, NULL) : -1;
+        ids_ok = real == (int)lenf[p];
+        for (int64_t i = 0; ids_ok && i < width; i++)
+            ids_ok = tok[i] == (int64_t)idf[p * width + i];
+    }
+    ok(ids_ok, "the fixture's prompts tokenise to its input ids");
+    tokenizer_destroy(&tk);
+    json_free(&cfg);
+
     int64_t ids[512];
     rc = umt5_load(be1, &ck, 1, "weights.", &m1);
     for (int p = 0; p < 2; p++) {

@@ -182,6 +182,60 @@ static void test_tiny(struct backend *be, const char *dir)
     unlink(p3);
 }
 
+/* The fixture's decoder renamed "model.<key>", as the original's loader names it. */
+static void test_model_prefix(struct backend *be, const char *dir)
+{
+    struct ckpt *fx = NULL;
+    char path[512], name[256];
+    snprintf(path, sizeof path, "%s/prefixed.safetensors", dir);
+    if (ckpt_open(FIXTURE_DIR "/vae_decode.safetensors", &fx)) {
+        skip(1, "fixture not readable");
+        return;
+    }
+    struct st_writer *sw = st_writer_new();
+    for (size_t i = 0; i < ckpt_count(fx); i++) {
+        const struct ckpt_tensor *t = ckpt_at(fx, i);
+        if (strncmp(t->name, "weights.", 8))
+            continue;
+        snprintf(name, sizeof name, "model.%s", t->name + 8);
+        st_writer_add(sw, name, t->dtype, t->ndim, t->shape, t->data);
+    }
+    int rc = st_writer_write(sw, path);
+    st_writer_destroy(&sw);
+    ckpt_close(&fx);
+    struct vae *vae = NULL;
+    rc = rc ? rc : vae_open(be, path, VAE_PART_DECODER, &vae);
+    ok(rc == 0 && vae && vae_receptive_field(vae) == 38, "keys with the 'model.' prefix load");
+    vae_destroy(&vae);
+    unlink(path);
+}
+
+/* The same frames whatever the number of threads. */
+static void test_threads(void)
+{
+    struct backend *b1 = backend_open("cpu", 1), *b3 = backend_open("cpu", 3);
+    struct vae *v1 = NULL, *v3 = NULL;
+    int rc = !b1 || !b3;
+    rc = rc ? rc : vae_open(b1, FIXTURE_DIR "/vae_decode.safetensors", VAE_PART_DECODER, &v1);
+    rc = rc ? rc : vae_open(b3, FIXTURE_DIR "/vae_decode.safetensors", VAE_PART_DECODER, &v3);
+    const int64_t h = 2, w = 2, L = 3, fsize = 3 * 16 * 16, nf = 9;
+    float lat[3 * 16 * 4];
+    for (int i = 0; i < 3 * 16 * 4; i++)
+        lat[i] = rnd_normal();
+    struct keep k1 = {.frames = calloc((size_t)(nf * fsize), 4), .f0 = 0, .n = nf, .fsize = fsize};
+    struct keep k3 = {.frames = calloc((size_t)(nf * fsize), 4), .f0 = 0, .n = nf, .fsize = fsize};
+    rc = rc ? rc : vae_decode_range(v1, h, w, lat, 0, L, 0, keep_frame, &k1);
+    rc = rc ? rc : vae_decode_range(v3, h, w, lat, 0, L, 0, keep_frame, &k3);
+    ok(rc == 0 && k1.got == nf && memcmp(k1.frames, k3.frames, (size_t)(nf * fsize) * 4) == 0,
+       "1 and 3 threads decode the same bytes");
+    free(k1.frames);
+    free(k3.frames);
+    vae_destroy(&v1);
+    vae_destroy(&v3);
+    backend_destroy(&b1);
+    backend_destroy(&b3);
+}
+
 /* Copies the fixture's decoder minus one tensor and with one misshapen. */
 static void test_refusal(struct backend *be, const char *dir)
 {
@@ -241,6 +295,8 @@ int main(void)
     test_segments(be);
     test_tiny(be, dir);
     test_refusal(be, dir);
+    test_model_prefix(be, dir);
+    test_threads();
     rmdir(dir);
     backend_destroy(&be);
     return done_testing();

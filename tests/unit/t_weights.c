@@ -18,11 +18,11 @@
 #include "common/bf16.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "tests/tap.h"
 #include "worker/engine/backend.h"
 #include "worker/engine/checkpoint.h"
 #include "worker/engine/st_writer.h"
 #include "worker/engine/weights.h"
-#include "tests/tap.h"
 
 static char logbuf[16384];
 static size_t loglen;

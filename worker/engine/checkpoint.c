@@ -29,13 +29,13 @@
 
 struct ckpt {
     char *path;
-    void *map;                 /* the read-only mapping of the file */
+    void *map; /* the read-only mapping of the file */
     size_t map_size;
-    struct ckpt_tensor *t;     /* count tensors in file order */
+    struct ckpt_tensor *t; /* count tensors in file order */
     size_t count, cap;
-    size_t *slots;             /* hash of names: tensor index + 1, 0 = empty */
-    size_t nslots;             /* power of two, > 2 * count */
-    void **owned;              /* names and copied/widened data */
+    size_t *slots; /* hash of names: tensor index + 1, 0 = empty */
+    size_t nslots; /* power of two, > 2 * count */
+    void **owned;  /* names and copied/widened data */
     size_t nowned, capowned;
     char **meta_keys, **meta_vals;
     size_t nmeta;
@@ -45,9 +45,9 @@ static const struct {
     const char *name;
     size_t size;
 } elems[CKPT_ELEM_COUNT] = {
-    [CKPT_ELEM_F32] = {"F32", 4}, [CKPT_ELEM_BF16] = {"BF16", 2}, [CKPT_ELEM_F16] = {"F16", 2},
-    [CKPT_ELEM_F64] = {"F64", 8}, [CKPT_ELEM_I64] = {"I64", 8},   [CKPT_ELEM_I32] = {"I32", 4},
-    [CKPT_ELEM_I16] = {"I16", 2}, [CKPT_ELEM_I8] = {"I8", 1},     [CKPT_ELEM_U8] = {"U8", 1},
+    [CKPT_ELEM_F32] = {"F32", 4},   [CKPT_ELEM_BF16] = {"BF16", 2}, [CKPT_ELEM_F16] = {"F16", 2},
+    [CKPT_ELEM_F64] = {"F64", 8},   [CKPT_ELEM_I64] = {"I64", 8},   [CKPT_ELEM_I32] = {"I32", 4},
+    [CKPT_ELEM_I16] = {"I16", 2},   [CKPT_ELEM_I8] = {"I8", 1},     [CKPT_ELEM_U8] = {"U8", 1},
     [CKPT_ELEM_BOOL] = {"BOOL", 1},
 };
 
@@ -146,8 +146,8 @@ static void widen(int64_t *dst, const uint8_t *src, enum ckpt_elem elem, int64_t
     }
 }
 
-int ckpt_add(struct ckpt *ck, const char *name, enum ckpt_elem elem, int ndim,
-             const int64_t *shape, const void *data, size_t nbytes)
+int ckpt_add(struct ckpt *ck, const char *name, enum ckpt_elem elem, int ndim, const int64_t *shape,
+             const void *data, size_t nbytes)
 {
     int64_t numel;
     size_t want;
@@ -239,8 +239,8 @@ static int add_torch_tensor(struct ckpt *ck, const struct torch_zip *z, const ch
     int64_t numel, span = 1;
     size_t nbytes, sbytes;
     if (!e) {
-        rc = log_error_rc(ENC_EINVAL, "'%s': tensor '%s': storage '%s' has no entry '%s'",
-                          ck->path, p->name, p->storage_key, ename);
+        rc = log_error_rc(ENC_EINVAL, "'%s': tensor '%s': storage '%s' has no entry '%s'", ck->path,
+                          p->name, p->storage_key, ename);
         goto out;
     }
     if ((rc = torch_zip_data(z, e, &sdata)))
@@ -263,11 +263,9 @@ static int add_torch_tensor(struct ckpt *ck, const struct torch_zip *z, const ch
         int64_t last = p->offset;
         for (int i = 0; i < p->ndim; i++) {
             int64_t step;
-            if (p->stride[i] < 0 ||
-                __builtin_mul_overflow(p->shape[i] - 1, p->stride[i], &step) ||
+            if (p->stride[i] < 0 || __builtin_mul_overflow(p->shape[i] - 1, p->stride[i], &step) ||
                 __builtin_add_overflow(last, step, &last)) {
-                rc = log_error_rc(ENC_EINVAL, "'%s': tensor '%s': bad stride", ck->path,
-                                  p->name);
+                rc = log_error_rc(ENC_EINVAL, "'%s': tensor '%s': bad stride", ck->path, p->name);
                 goto out;
             }
         }

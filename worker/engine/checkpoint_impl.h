@@ -37,8 +37,7 @@ const char *ckpt_elem_name(enum ckpt_elem e);
 
 /* ckpt_shape_numel() multiplies shape[0..ndim) into *numel and the byte
  * size with elem into *nbytes; ENC_EINVAL on a negative size or overflow. */
-int ckpt_shape_numel(int ndim, const int64_t *shape, size_t elem, int64_t *numel,
-                     size_t *nbytes);
+int ckpt_shape_numel(int ndim, const int64_t *shape, size_t elem, int64_t *numel, size_t *nbytes);
 
 /*
  * ckpt_add() appends a tensor (name is copied; data must stay valid while ck
@@ -46,8 +45,8 @@ int ckpt_shape_numel(int ndim, const int64_t *shape, size_t elem, int64_t *numel
  * ckpt_elem_size(elem). ENC_EINVAL (logged, naming the file) on a duplicate
  * name or more than TENSOR_MAX_DIMS dims.
  */
-int ckpt_add(struct ckpt *ck, const char *name, enum ckpt_elem elem, int ndim,
-             const int64_t *shape, const void *data, size_t nbytes);
+int ckpt_add(struct ckpt *ck, const char *name, enum ckpt_elem elem, int ndim, const int64_t *shape,
+             const void *data, size_t nbytes);
 /* ckpt_own() returns a heap buffer of n bytes freed by ckpt_close(). */
 void *ckpt_own(struct ckpt *ck, size_t n);
 /* ckpt_add_meta() records a __metadata__ entry (both copied). */

@@ -54,12 +54,12 @@ struct entry {
     uint64_t begin, end;
 };
 
-static int check_entry(const char *path, const char *name, const struct json *v,
-                       uint64_t data_size, struct entry *e)
+static int check_entry(const char *path, const char *name, const struct json *v, uint64_t data_size,
+                       struct entry *e)
 {
     if (!v || v->type != JSON_OBJECT)
-        return log_error_rc(ENC_EINVAL, "'%s': tensor '%s': header entry is not an object",
-                            path, name);
+        return log_error_rc(ENC_EINVAL, "'%s': tensor '%s': header entry is not an object", path,
+                            name);
     const char *dt = json_str(json_get(v, "dtype"));
     const struct json *shape = json_get(v, "shape");
     const struct json *offs = json_get(v, "data_offsets");
@@ -69,8 +69,8 @@ static int check_entry(const char *path, const char *name, const struct json *v,
     if (!shape || shape->type != JSON_ARRAY)
         return log_error_rc(ENC_EINVAL, "'%s': tensor '%s': missing shape array", path, name);
     if (!offs || offs->type != JSON_ARRAY || json_len(offs) != 2)
-        return log_error_rc(ENC_EINVAL, "'%s': tensor '%s': data_offsets is not [begin, end]",
-                            path, name);
+        return log_error_rc(ENC_EINVAL, "'%s': tensor '%s': data_offsets is not [begin, end]", path,
+                            name);
     e->name = name;
     if (parse_elem(dt, &e->elem))
         return log_error_rc(ENC_ENOTSUP, "'%s': tensor '%s': unsupported dtype '%s'", path, name,
@@ -120,8 +120,8 @@ int safetensors_load(struct ckpt *ck, const char *path, const uint8_t *buf, size
     int rc = 0;
 
     if (size < 8)
-        return log_error_rc(ENC_EINVAL, "'%s': %zu bytes is too short for a safetensors file",
-                            path, size);
+        return log_error_rc(ENC_EINVAL, "'%s': %zu bytes is too short for a safetensors file", path,
+                            size);
     uint64_t n = 0;
     for (int i = 7; i >= 0; i--)
         n = (n << 8) | buf[i];
@@ -131,8 +131,8 @@ int safetensors_load(struct ckpt *ck, const char *path, const uint8_t *buf, size
                             (unsigned long long)SAFETENSORS_MAX_HEADER);
     if (n > size - 8)
         return log_error_rc(ENC_EINVAL,
-                            "'%s': header length %llu but only %zu bytes follow (truncated?)",
-                            path, (unsigned long long)n, size - 8);
+                            "'%s': header length %llu but only %zu bytes follow (truncated?)", path,
+                            (unsigned long long)n, size - 8);
     if (n < 2)
         return log_error_rc(ENC_EINVAL, "'%s': header length %llu is too short", path,
                             (unsigned long long)n);
@@ -162,8 +162,9 @@ int safetensors_load(struct ckpt *ck, const char *path, const uint8_t *buf, size
             for (size_t k = 0; k < json_len(v); k++) {
                 const char *mv = json_str(json_at(v, k));
                 if (!mv) {
-                    rc = log_error_rc(ENC_EINVAL, "'%s': __metadata__ value of '%s' is not a string",
-                                      path, json_key_at(v, k));
+                    rc =
+                        log_error_rc(ENC_EINVAL, "'%s': __metadata__ value of '%s' is not a string",
+                                     path, json_key_at(v, k));
                     goto out;
                 }
             }

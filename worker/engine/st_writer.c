@@ -34,7 +34,7 @@ struct st_item {
     int64_t shape[TENSOR_MAX_DIMS];
     void *data;
     size_t nbytes;
-    uint64_t begin;  /* offset in the data block, set by st_writer_write */
+    uint64_t begin; /* offset in the data block, set by st_writer_write */
 };
 
 struct st_writer {
@@ -83,7 +83,7 @@ static uint16_t f32_to_f16(float f)
         return (uint16_t)(sign | 0x7e00 | ((a >> 13) & 0x3ff));
     if (a >= 0x477ff000u) /* >= 65520 rounds past the largest half */
         return (uint16_t)(sign | 0x7c00);
-    if (a < 0x38800000u) { /* below 2^-14: subnormal half */
+    if (a < 0x38800000u) {   /* below 2^-14: subnormal half */
         if (a < 0x33000000u) /* below 2^-25 (a tie at 2^-25 goes to even 0) */
             return sign;
         uint32_t e = a >> 23, m = (a & 0x7fffffu) | 0x800000u;
@@ -294,8 +294,8 @@ int st_writer_write(struct st_writer *w, const char *path)
             snprintf(num, sizeof num, d ? ",%lld" : "%lld", (long long)it->shape[d]);
             text_str(&h, num);
         }
-        snprintf(num, sizeof num, "],\"data_offsets\":[%llu,%llu]}",
-                 (unsigned long long)it->begin, (unsigned long long)(it->begin + it->nbytes));
+        snprintf(num, sizeof num, "],\"data_offsets\":[%llu,%llu]}", (unsigned long long)it->begin,
+                 (unsigned long long)(it->begin + it->nbytes));
         text_str(&h, num);
     }
     text_str(&h, "}");

@@ -48,17 +48,17 @@ enum pv_global {
 
 struct pv {
     enum pv_kind kind;
-    int64_t i;            /* INT, BOOL; STORAGE: numel */
-    double f;             /* FLOAT */
-    char *s;              /* STR, BYTES; STORAGE: key */
+    int64_t i; /* INT, BOOL; STORAGE: numel */
+    double f;  /* FLOAT */
+    char *s;   /* STR, BYTES; STORAGE: key */
     size_t slen;
-    struct pv **items;    /* TUPLE, LIST; DICT: key, value, key, value... */
+    struct pv **items; /* TUPLE, LIST; DICT: key, value, key, value... */
     size_t n, cap;
-    enum pv_global g;     /* GLOBAL */
-    enum ckpt_elem elem;  /* GLOBAL storage type, STORAGE, TENSOR */
-    struct pv *storage;   /* TENSOR */
-    int64_t offset;       /* TENSOR */
-    int ndim;             /* TENSOR */
+    enum pv_global g;    /* GLOBAL */
+    enum ckpt_elem elem; /* GLOBAL storage type, STORAGE, TENSOR */
+    struct pv *storage;  /* TENSOR */
+    int64_t offset;      /* TENSOR */
+    int ndim;            /* TENSOR */
     int64_t shape[TENSOR_MAX_DIMS], stride[TENSOR_MAX_DIMS];
 };
 
@@ -73,14 +73,14 @@ struct vm {
     size_t *marks;
     size_t nmarks, capmarks;
     struct pv **memo;
-    size_t nmemo;      /* slots allocated */
-    size_t memo_used;  /* slots filled (MEMOIZE stores at this index) */
+    size_t nmemo;     /* slots allocated */
+    size_t memo_used; /* slots filled (MEMOIZE stores at this index) */
 };
 
 static const char *kind_name(enum pv_kind k)
 {
-    static const char *names[] = {"None",  "bool", "int",    "float",   "str",   "bytes",
-                                  "tuple", "list", "dict",   "global",  "storage", "tensor"};
+    static const char *names[] = {"None",  "bool", "int",  "float",  "str",     "bytes",
+                                  "tuple", "list", "dict", "global", "storage", "tensor"};
     return names[k];
 }
 
@@ -193,8 +193,7 @@ static int memo_put(struct vm *vm, uint64_t idx, struct pv *v)
 static int memo_get(struct vm *vm, uint64_t idx)
 {
     if (idx >= vm->nmemo || !vm->memo[idx])
-        return vm_fail(vm, ENC_EINVAL, "memo index %llu was never stored",
-                       (unsigned long long)idx);
+        return vm_fail(vm, ENC_EINVAL, "memo index %llu was never stored", (unsigned long long)idx);
     push(vm, vm->memo[idx]);
     return 0;
 }
@@ -236,11 +235,11 @@ static const struct {
     const char *name;
     enum ckpt_elem elem;
 } storage_types[] = {
-    {"FloatStorage", CKPT_ELEM_F32},  {"BFloat16Storage", CKPT_ELEM_BF16},
-    {"HalfStorage", CKPT_ELEM_F16},   {"DoubleStorage", CKPT_ELEM_F64},
-    {"LongStorage", CKPT_ELEM_I64},   {"IntStorage", CKPT_ELEM_I32},
-    {"ShortStorage", CKPT_ELEM_I16},  {"CharStorage", CKPT_ELEM_I8},
-    {"ByteStorage", CKPT_ELEM_U8},    {"BoolStorage", CKPT_ELEM_BOOL},
+    {"FloatStorage", CKPT_ELEM_F32}, {"BFloat16Storage", CKPT_ELEM_BF16},
+    {"HalfStorage", CKPT_ELEM_F16},  {"DoubleStorage", CKPT_ELEM_F64},
+    {"LongStorage", CKPT_ELEM_I64},  {"IntStorage", CKPT_ELEM_I32},
+    {"ShortStorage", CKPT_ELEM_I16}, {"CharStorage", CKPT_ELEM_I8},
+    {"ByteStorage", CKPT_ELEM_U8},   {"BoolStorage", CKPT_ELEM_BOOL},
 };
 
 static int push_global(struct vm *vm, const char *mod, const char *name)
@@ -359,8 +358,7 @@ static int reduce(struct vm *vm)
             return vm_fail(vm, ENC_EINVAL, "_rebuild_parameter without a tensor");
         push(vm, a[0]);
         return 0;
-    case G_STORAGE_TYPE:
-        break;
+    case G_STORAGE_TYPE: break;
     }
     return vm_fail(vm, ENC_ENOTSUP, "REDUCE of a storage type");
 }
@@ -373,8 +371,9 @@ static int persid(struct vm *vm)
     /* ('storage', torch.<T>Storage, key, location, numel) */
     if (pid->kind != PV_TUPLE || pid->n != 5 || pid->items[0]->kind != PV_STR ||
         strcmp(pid->items[0]->s, "storage") != 0)
-        return vm_fail(vm, ENC_ENOTSUP, "persistent id is not ('storage', type, key, "
-                                        "location, numel)");
+        return vm_fail(vm, ENC_ENOTSUP,
+                       "persistent id is not ('storage', type, key, "
+                       "location, numel)");
     struct pv **a = pid->items;
     if (a[1]->kind != PV_GLOBAL || a[1]->g != G_STORAGE_TYPE)
         return vm_fail(vm, ENC_ENOTSUP, "persistent id names no storage type");
@@ -456,9 +455,7 @@ static int step(struct vm *vm, int *done)
             return ENC_EINVAL;
         vm->pos += 8;
         return 0;
-    case '.': /* STOP */
-        *done = 1;
-        return 0;
+    case '.': /* STOP */ *done = 1; return 0;
     case '(': /* MARK */
         if (vm->nmarks == vm->capmarks) {
             vm->capmarks = vm->capmarks ? vm->capmarks * 2 : 16;
@@ -466,8 +463,7 @@ static int step(struct vm *vm, int *done)
         }
         vm->marks[vm->nmarks++] = vm->sp;
         return 0;
-    case '0': /* POP */
-        return pop(vm, &a);
+    case '0': /* POP */ return pop(vm, &a);
     case '1': /* POP_MARK */
         if (pop_mark(vm, &from))
             return ENC_EINVAL;
@@ -478,18 +474,10 @@ static int step(struct vm *vm, int *done)
             return ENC_EINVAL;
         push(vm, a);
         return 0;
-    case '}': /* EMPTY_DICT */
-        push(vm, pv_new(vm, PV_DICT));
-        return 0;
-    case ']': /* EMPTY_LIST */
-        push(vm, pv_new(vm, PV_LIST));
-        return 0;
-    case ')': /* EMPTY_TUPLE */
-        push(vm, pv_new(vm, PV_TUPLE));
-        return 0;
-    case 'N': /* NONE */
-        push(vm, pv_new(vm, PV_NONE));
-        return 0;
+    case '}': /* EMPTY_DICT */ push(vm, pv_new(vm, PV_DICT)); return 0;
+    case ']': /* EMPTY_LIST */ push(vm, pv_new(vm, PV_LIST)); return 0;
+    case ')': /* EMPTY_TUPLE */ push(vm, pv_new(vm, PV_TUPLE)); return 0;
+    case 'N': /* NONE */ push(vm, pv_new(vm, PV_NONE)); return 0;
     case 0x88: /* NEWTRUE */
     case 0x89: /* NEWFALSE */
         a = pv_new(vm, PV_BOOL);
@@ -510,13 +498,13 @@ static int step(struct vm *vm, int *done)
         if ((vm->sp - from) % 2)
             return vm_fail(vm, ENC_EINVAL, "DICT with an odd number of items");
         return make_seq(vm, PV_DICT, from);
-    case 0x85: return tuple_n(vm, 1); /* TUPLE1 */
-    case 0x86: return tuple_n(vm, 2); /* TUPLE2 */
-    case 0x87: return tuple_n(vm, 3); /* TUPLE3 */
-    case 'c': return op_global(vm);   /* GLOBAL */
+    case 0x85: return tuple_n(vm, 1);      /* TUPLE1 */
+    case 0x86: return tuple_n(vm, 2);      /* TUPLE2 */
+    case 0x87: return tuple_n(vm, 3);      /* TUPLE3 */
+    case 'c': return op_global(vm);        /* GLOBAL */
     case 0x93: return op_stack_global(vm); /* STACK_GLOBAL */
-    case 'q': /* BINPUT */
-    case 'r': /* LONG_BINPUT */
+    case 'q':                              /* BINPUT */
+    case 'r':                              /* LONG_BINPUT */
     {
         int k = op == 'q' ? 1 : 4;
         if (need(vm, (size_t)k) || top(vm, &a))

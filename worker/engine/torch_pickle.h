@@ -22,14 +22,14 @@
 
 /* One tensor of the state dict as the pickle describes it. */
 struct torch_pickle_tensor {
-    char *name;                       /* state dict key */
-    char *storage_key;                /* names the zip entry <archive>/data/<key> */
-    enum ckpt_elem elem;              /* from the storage type */
-    int64_t storage_numel;            /* elements in the storage */
-    int64_t offset;                   /* storage_offset, in elements */
+    char *name;            /* state dict key */
+    char *storage_key;     /* names the zip entry <archive>/data/<key> */
+    enum ckpt_elem elem;   /* from the storage type */
+    int64_t storage_numel; /* elements in the storage */
+    int64_t offset;        /* storage_offset, in elements */
     int ndim;
-    int64_t shape[TENSOR_MAX_DIMS];   /* size */
-    int64_t stride[TENSOR_MAX_DIMS];  /* in elements */
+    int64_t shape[TENSOR_MAX_DIMS];  /* size */
+    int64_t stride[TENSOR_MAX_DIMS]; /* in elements */
 };
 
 /*

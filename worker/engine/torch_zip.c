@@ -27,8 +27,7 @@ static uint16_t rd16(const uint8_t *p)
 
 static uint32_t rd32(const uint8_t *p)
 {
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
-           ((uint32_t)p[3] << 24);
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
 }
 
 static uint64_t rd64(const uint8_t *p)
@@ -147,8 +146,8 @@ int torch_zip_open(struct torch_zip *z, const char *path, const uint8_t *buf, si
                                 path, (int)nlen, ze->name, (unsigned long long)loff);
         size_t lnlen = rd16(buf + loff + 26), lxlen = rd16(buf + loff + 28);
         if (size - loff - 30 < lnlen + lxlen)
-            return log_error_rc(ENC_EINVAL, "'%s': zip entry '%.*s': local header truncated",
-                                path, (int)nlen, ze->name);
+            return log_error_rc(ENC_EINVAL, "'%s': zip entry '%.*s': local header truncated", path,
+                                (int)nlen, ze->name);
         if (lnlen != nlen || memcmp(buf + loff + 30, ze->name, nlen) != 0)
             return log_error_rc(ENC_EINVAL,
                                 "'%s': zip entry '%.*s': local and central names differ", path,

@@ -16,17 +16,17 @@
 #include <stdint.h>
 
 struct zip_entry {
-    const char *name;    /* in the buffer, not NUL-terminated */
+    const char *name; /* in the buffer, not NUL-terminated */
     size_t name_len;
-    unsigned method;     /* 0 = stored, 8 = deflate, ... */
-    unsigned flags;      /* general purpose bit flags */
-    uint64_t size;       /* uncompressed bytes */
-    uint64_t csize;      /* bytes in the file */
-    uint64_t data_off;   /* offset of the entry's data in the buffer */
+    unsigned method;   /* 0 = stored, 8 = deflate, ... */
+    unsigned flags;    /* general purpose bit flags */
+    uint64_t size;     /* uncompressed bytes */
+    uint64_t csize;    /* bytes in the file */
+    uint64_t data_off; /* offset of the entry's data in the buffer */
 };
 
 struct torch_zip {
-    const char *path;          /* for messages (borrowed) */
+    const char *path; /* for messages (borrowed) */
     const uint8_t *buf;
     size_t size;
     struct zip_entry *entries; /* central directory order */

@@ -26,16 +26,16 @@
 
 struct problem {
     char *name;
-    char *what;  /* "missing" or a shape message */
+    char *what; /* "missing" or a shape message */
 };
 
 struct weights {
     struct backend *be;
-    struct ckpt **cks;           /* n borrowed checkpoints, later overrides earlier */
+    struct ckpt **cks; /* n borrowed checkpoints, later overrides earlier */
     int n;
-    uint8_t **used;              /* used[k][i]: tensor i of checkpoint k was bound */
+    uint8_t **used; /* used[k][i]: tensor i of checkpoint k was bound */
     char *prefix;
-    struct tensor **out;         /* tensors handed out (owned) */
+    struct tensor **out; /* tensors handed out (owned) */
     size_t nout, capout;
     struct problem *probs;
     size_t nprobs;
@@ -175,13 +175,11 @@ struct tensor *weights_get(struct weights *w, const char *name, int ndim, const 
     size_t es = dtype_size(c->dtype);
     int aligned = es && ((uintptr_t)c->data % es) == 0;
     /* misaligned data (possible in files we did not write) is copied, not adopted */
-    return keep(w,
-                backend_tensor_from_host(w->be, c->dtype, c->ndim, c->shape, c->data, aligned),
+    return keep(w, backend_tensor_from_host(w->be, c->dtype, c->ndim, c->shape, c->data, aligned),
                 name);
 }
 
-struct tensor *weights_get_f32(struct weights *w, const char *name, int ndim,
-                               const int64_t *shape)
+struct tensor *weights_get_f32(struct weights *w, const char *name, int ndim, const int64_t *shape)
 {
     const struct ckpt_tensor *c = bind(w, name, ndim, shape);
     if (!c)
@@ -251,8 +249,7 @@ int weights_finish(struct weights *w, const char *scope)
     for (size_t i = 0; i < w->nprobs; i++) {
         if (strcmp(w->probs[i].what, "missing") == 0)
             log_error("missing key '%s' (in none of %d checkpoint%s%s%s)", w->probs[i].name, w->n,
-                      w->n == 1 ? "" : "s", w->prefix[0] ? ", also tried prefix " : "",
-                      w->prefix);
+                      w->n == 1 ? "" : "s", w->prefix[0] ? ", also tried prefix " : "", w->prefix);
         else
             log_error("misshapen key '%s': %s", w->probs[i].name, w->probs[i].what);
     }

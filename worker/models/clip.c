@@ -29,12 +29,12 @@
 #include "image_resize.h"
 
 struct clip_block {
-    struct tensor *ln1_w, *ln1_b; /* [dim] */
-    struct tensor *qkv_w, *qkv_b; /* [3 dim, dim], [3 dim] */
+    struct tensor *ln1_w, *ln1_b;   /* [dim] */
+    struct tensor *qkv_w, *qkv_b;   /* [3 dim, dim], [3 dim] */
     struct tensor *proj_w, *proj_b; /* [dim, dim], [dim] */
-    struct tensor *ln2_w, *ln2_b; /* [dim] */
-    struct tensor *fc1_w, *fc1_b; /* [mlp, dim], [mlp] */
-    struct tensor *fc2_w, *fc2_b; /* [dim, mlp], [dim] */
+    struct tensor *ln2_w, *ln2_b;   /* [dim] */
+    struct tensor *fc1_w, *fc1_b;   /* [mlp, dim], [mlp] */
+    struct tensor *fc2_w, *fc2_b;   /* [dim, mlp], [dim] */
 };
 
 struct clip {
@@ -66,6 +66,20 @@ void clip_config_tiny(struct clip_config *c)
     c->eps = 1e-5f;
 }
 
+void clip_config_vit_h(struct clip_config *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->dim = 1280;
+    c->patch = 14;
+    c->grid = 16;
+    c->image_size = 224;
+    c->n_tokens = 257;
+    c->n_blocks = 32;
+    c->n_heads = 16;
+    c->mlp = 5120;
+    c->eps = 1e-5f;
+}
+
 const struct clip_config *clip_get_config(const struct clip *m)
 {
     return &m->cfg;
@@ -76,7 +90,7 @@ static int config_check(const struct clip_config *c)
     if (c->dim <= 0 || c->patch <= 0 || c->grid <= 0 || c->image_size != c->grid * c->patch ||
         c->n_tokens != c->grid * c->grid + 1 || c->n_blocks < 1 || c->n_heads <= 0 ||
         c->dim % c->n_heads != 0 || c->mlp <= 0)
-        return log_error_rc(ENC_EINVAL, "clip: inconsistent configuration");
+        return log_error_rc(ENC_EINVAL, "inconsistent configuration");
     return 0;
 }
 
@@ -87,33 +101,33 @@ static int config_from_shapes(struct weights *w, struct ckpt *const *cks, int n_
     c->eps = 1e-5f;
     const struct ckpt_tensor *t = weights_find(w, "patch_embedding.weight");
     if (!t || t->ndim != 4 || t->shape[1] != 3 || t->shape[2] != t->shape[3])
-        return log_error_rc(ENC_EINVAL, "clip: no 'patch_embedding.weight' [dim, 3, p, p]");
+        return log_error_rc(ENC_EINVAL, "no 'patch_embedding.weight' [dim, 3, p, p]");
     c->dim = t->shape[0];
     c->patch = t->shape[2];
     t = weights_find(w, "pos_embedding");
     if (!t || t->ndim != 3 || t->shape[2] != c->dim)
-        return log_error_rc(ENC_EINVAL, "clip: no 'pos_embedding' [1, tokens, %lld]",
-                            (long long)c->dim);
+        return log_error_rc(ENC_EINVAL, "no 'pos_embedding' [1, tokens, %lld]", (long long)c->dim);
     c->n_tokens = t->shape[1];
     int64_t g = (int64_t)llround(sqrt((double)(c->n_tokens - 1)));
     if (c->n_tokens < 2 || g * g + 1 != c->n_tokens)
-        return log_error_rc(ENC_EINVAL, "clip: %lld position embeddings is not a square grid "
-                                        "plus the class token", (long long)c->n_tokens);
+        return log_error_rc(ENC_EINVAL,
+                            "%lld position embeddings is not a square grid "
+                            "plus the class token",
+                            (long long)c->n_tokens);
     c->grid = g;
     c->image_size = g * c->patch;
     char name[96];
     for (;;) {
-        snprintf(name, sizeof(name), "transformer.%lld.attn.to_qkv.weight",
-                 (long long)c->n_blocks);
+        snprintf(name, sizeof(name), "transformer.%lld.attn.to_qkv.weight", (long long)c->n_blocks);
         if (!weights_has(w, name))
             break;
         c->n_blocks++;
     }
     if (c->n_blocks < 1)
-        return log_error_rc(ENC_EINVAL, "clip: no 'transformer.0.attn.to_qkv.weight'");
+        return log_error_rc(ENC_EINVAL, "no 'transformer.0.attn.to_qkv.weight'");
     t = weights_find(w, "transformer.0.mlp.0.weight");
     if (!t || t->ndim != 2)
-        return log_error_rc(ENC_EINVAL, "clip: no 2-D 'transformer.0.mlp.0.weight'");
+        return log_error_rc(ENC_EINVAL, "no 2-D 'transformer.0.mlp.0.weight'");
     c->mlp = t->shape[0];
     const char *meta = NULL;
     for (int i = n_cks - 1; i >= 0 && !meta; i--)
@@ -124,13 +138,15 @@ static int config_from_shapes(struct weights *w, struct ckpt *const *cks, int n_
     else if (c->dim % 80 == 0)
         c->n_heads = c->dim / 80;
     else
-        return log_error_rc(ENC_EINVAL, "clip: cannot tell the heads of width %lld (no \"heads\" "
-                                        "in the config metadata)", (long long)c->dim);
+        return log_error_rc(ENC_EINVAL,
+                            "cannot tell the heads of width %lld (no \"heads\" "
+                            "in the config metadata)",
+                            (long long)c->dim);
     return 0;
 }
 
-#define GET(name_, init_, f32_, ...)                                                            \
-    encoder_src_get(s, (name_), (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)),     \
+#define GET(name_, init_, f32_, ...)                                                               \
+    encoder_src_get(s, (name_), (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)),         \
                     (int64_t[]){__VA_ARGS__}, (init_), 1.0f, (f32_))
 
 static int bind_all(struct clip *m, struct encoder_src *s)
@@ -201,7 +217,7 @@ int clip_load(struct backend *be, struct ckpt *const *cks, int n_cks, struct cli
 {
     *out = NULL;
     if (n_cks < 1)
-        return log_error_rc(ENC_EINVAL, "clip: no checkpoint");
+        return log_error_rc(ENC_EINVAL, "no checkpoint");
     struct clip *m = xcalloc(1, sizeof(*m));
     m->be = be;
     m->w = weights_new(be, cks, n_cks);
@@ -215,8 +231,10 @@ int clip_load(struct backend *be, struct ckpt *const *cks, int n_cks, struct cli
     }
     int rc;
     if (!prefix) {
-        rc = log_error_rc(ENC_EINVAL, "'%s': no CLIP vision weights ('visual.cls_embedding' "
-                                      "not found)", ckpt_path(cks[n_cks - 1]));
+        rc = log_error_rc(ENC_EINVAL,
+                          "'%s': no CLIP vision weights ('visual.cls_embedding' "
+                          "not found)",
+                          ckpt_path(cks[n_cks - 1]));
         goto fail;
     }
     rc = config_from_shapes(m->w, cks, n_cks, &m->cfg);
@@ -232,7 +250,7 @@ int clip_load(struct backend *be, struct ckpt *const *cks, int n_cks, struct cli
         rc = frc;
     if (rc < 0)
         goto fail;
-    log_debug("clip: width %lld, %lld heads, patch %lld, image %lld, %lld tokens, %lld of %lld "
+    log_debug("width %lld, %lld heads, patch %lld, image %lld, %lld tokens, %lld of %lld "
               "blocks, mlp %lld",
               (long long)m->cfg.dim, (long long)m->cfg.n_heads, (long long)m->cfg.patch,
               (long long)m->cfg.image_size, (long long)m->cfg.n_tokens,
@@ -242,6 +260,27 @@ int clip_load(struct backend *be, struct ckpt *const *cks, int n_cks, struct cli
 fail:
     clip_destroy(&m);
     return rc;
+}
+
+int clip_init_random(struct backend *be, const struct clip_config *cfg, uint64_t seed,
+                     struct clip **out)
+{
+    *out = NULL;
+    int rc = config_check(cfg);
+    if (rc < 0)
+        return rc;
+    struct clip *m = xcalloc(1, sizeof(*m));
+    m->be = be;
+    m->cfg = *cfg;
+    m->src.be = be;
+    m->src.seeded = 1;
+    m->src.seed = seed;
+    if (bind_all(m, &m->src) < 0) {
+        clip_destroy(&m);
+        return ENC_ENOMEM;
+    }
+    *out = m;
+    return 0;
 }
 
 void clip_destroy(struct clip **mp)
@@ -262,7 +301,7 @@ int clip_write_tiny(const char *path, uint64_t seed)
     clip_config_tiny(&c);
     struct backend *be = backend_cpu_new(1);
     if (!be)
-        return log_error_rc(ENC_ENOMEM, "clip: cannot open a cpu backend");
+        return log_error_rc(ENC_ENOMEM, "cannot open a cpu backend");
     struct st_writer *wr = st_writer_new();
     struct clip *m = xcalloc(1, sizeof(*m));
     m->be = be;
@@ -285,7 +324,7 @@ int clip_write_tiny(const char *path, uint64_t seed)
         st_writer_meta(wr, "format", "pt");
         rc = st_writer_write(wr, path);
     } else {
-        rc = log_error_rc(ENC_EIO, "clip: cannot build the model to write '%s'", path);
+        rc = log_error_rc(ENC_EIO, "cannot build the model to write '%s'", path);
     }
     clip_destroy(&m);
     st_writer_destroy(&wr);
@@ -295,19 +334,19 @@ int clip_write_tiny(const char *path, uint64_t seed)
 
 /* ---- forward ---- */
 
-#define CHECK(call)                                                                             \
-    do {                                                                                        \
-        rc = (call);                                                                            \
-        if (rc < 0)                                                                             \
-            goto out;                                                                           \
+#define CHECK(call)                                                                                \
+    do {                                                                                           \
+        rc = (call);                                                                               \
+        if (rc < 0)                                                                                \
+            goto out;                                                                              \
     } while (0)
-#define NEW(var, ...)                                                                           \
-    do {                                                                                        \
-        var = tensor_new_shape(be, DTYPE_F32, __VA_ARGS__);                                     \
-        if (!var) {                                                                             \
-            rc = log_error_rc(ENC_ENOMEM, "clip: out of backend memory");                       \
-            goto out;                                                                           \
-        }                                                                                       \
+#define NEW(var, ...)                                                                              \
+    do {                                                                                           \
+        var = tensor_new_shape(be, DTYPE_F32, __VA_ARGS__);                                        \
+        if (!var) {                                                                                \
+            rc = log_error_rc(ENC_ENOMEM, "out of backend memory");                                \
+            goto out;                                                                              \
+        }                                                                                          \
     } while (0)
 
 static int tap_tensor(struct clip *m, clip_tap_fn *tap, void *ctx, const char *name,
@@ -317,7 +356,7 @@ static int tap_tensor(struct clip *m, clip_tap_fn *tap, void *ctx, const char *n
         return 0;
     float *h = backend_tensor_to_f32(m->be, t);
     if (!h)
-        return log_error_rc(ENC_ENOMEM, "clip: cannot copy '%s' to the host", name);
+        return log_error_rc(ENC_ENOMEM, "cannot copy '%s' to the host", name);
     tap(ctx, name, h, tensor_numel(t));
     free(h);
     return 0;
@@ -369,8 +408,7 @@ int clip_forward(struct clip *m, const float *image, int64_t H, int64_t W, float
     const struct clip_config *c = &m->cfg;
     int64_t S = c->image_size, D = c->dim, g = c->grid, T = c->n_tokens;
     if (H <= 0 || W <= 0)
-        return log_error_rc(ENC_EINVAL, "clip: bad image size %lldx%lld", (long long)W,
-                            (long long)H);
+        return log_error_rc(ENC_EINVAL, "bad image size %lldx%lld", (long long)W, (long long)H);
     int rc = 0;
     struct tensor *px = NULL, *pe = NULL, *x = NULL;
     float *in = xmalloc((size_t)(3 * H * W) * sizeof(float));
@@ -389,7 +427,7 @@ int clip_forward(struct clip *m, const float *image, int64_t H, int64_t W, float
         tap(tap_ctx, "pixel_values", pix, 3 * S * S);
     px = backend_tensor_from_host(be, DTYPE_F32, 4, (int64_t[]){3, 1, S, S}, pix, 0);
     if (!px) {
-        rc = log_error_rc(ENC_ENOMEM, "clip: out of backend memory");
+        rc = log_error_rc(ENC_ENOMEM, "out of backend memory");
         goto out;
     }
     NEW(pe, D, 1, g, g);

@@ -52,19 +52,11 @@ void encoder_randn(uint64_t seed, enum encoder_init init, float gain, int64_t fa
 {
     double mean = 0, std = 0.1;
     switch (init) {
-    case ENCODER_INIT_MATRIX:
-        std = (double)gain / sqrt((double)(fan_in > 0 ? fan_in : 1));
-        break;
-    case ENCODER_INIT_BIAS:
-        break;
-    case ENCODER_INIT_GAIN:
-        mean = 1.0;
-        break;
-    case ENCODER_INIT_EMBED:
-        std = 0.5;
-        break;
-    default:
-        break;
+    case ENCODER_INIT_MATRIX: std = (double)gain / sqrt((double)(fan_in > 0 ? fan_in : 1)); break;
+    case ENCODER_INIT_BIAS: break;
+    case ENCODER_INIT_GAIN: mean = 1.0; break;
+    case ENCODER_INIT_EMBED: std = 0.5; break;
+    default: break;
     }
     for (int64_t i = 0; i < n; i++)
         out[i] = (float)(mean + std * normal_at(seed, (uint64_t)i));
@@ -118,8 +110,8 @@ struct tensor *encoder_src_get(struct encoder_src *s, const char *name, int ndim
                                const int64_t *shape, enum encoder_init init, float gain, int f32)
 {
     if (!s->seeded) {
-        struct tensor *t = f32 ? weights_get_f32(s->w, name, ndim, shape)
-                               : weights_get(s->w, name, ndim, shape);
+        struct tensor *t =
+            f32 ? weights_get_f32(s->w, name, ndim, shape) : weights_get(s->w, name, ndim, shape);
         if (!t)
             s->failed++;
         return t;
@@ -132,8 +124,8 @@ struct tensor *encoder_src_get(struct encoder_src *s, const char *name, int ndim
     return t;
 }
 
-float *encoder_src_get_host(struct encoder_src *s, const char *name, int ndim,
-                            const int64_t *shape, enum encoder_init init, float gain)
+float *encoder_src_get_host(struct encoder_src *s, const char *name, int ndim, const int64_t *shape,
+                            enum encoder_init init, float gain)
 {
     if (s->seeded)
         return seeded_host(s, name, ndim, shape, init, gain);

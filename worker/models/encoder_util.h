@@ -34,12 +34,12 @@ enum encoder_init {
  */
 struct encoder_src {
     struct backend *be;
-    struct weights *w;          /* bind mode, borrowed */
-    int seeded;                 /* 1: seeded mode */
+    struct weights *w; /* bind mode, borrowed */
+    int seeded;        /* 1: seeded mode */
     uint64_t seed;
-    struct st_writer *writer;   /* seeded mode: also write here (borrowed), or NULL */
-    const char *write_prefix;   /* prepended to names written to writer, or NULL */
-    struct tensor **owned;      /* seeded mode: tensors made */
+    struct st_writer *writer; /* seeded mode: also write here (borrowed), or NULL */
+    const char *write_prefix; /* prepended to names written to writer, or NULL */
+    struct tensor **owned;    /* seeded mode: tensors made */
     int n_owned, cap_owned;
     int failed;
 };
@@ -56,8 +56,8 @@ struct tensor *encoder_src_get(struct encoder_src *s, const char *name, int ndim
  * host (derived weights): a new f32 array of numel(shape) (caller frees), or
  * NULL (failed++).
  */
-float *encoder_src_get_host(struct encoder_src *s, const char *name, int ndim,
-                            const int64_t *shape, enum encoder_init init, float gain);
+float *encoder_src_get_host(struct encoder_src *s, const char *name, int ndim, const int64_t *shape,
+                            enum encoder_init init, float gain);
 /* encoder_src_adopt() makes a tensor on the backend from host f32 data [shape]
  * and keeps it in owned (freed by encoder_src_release); NULL on ENOMEM. */
 struct tensor *encoder_src_adopt(struct encoder_src *s, const float *host, int ndim,

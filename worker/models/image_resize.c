@@ -60,8 +60,8 @@ static void make_taps(int64_t in, int64_t out, struct taps *tp)
     }
 }
 
-void image_resize_bicubic(const float *src, int64_t C, int64_t H, int64_t W, float *dst,
-                          int64_t OH, int64_t OW)
+void image_resize_bicubic(const float *src, int64_t C, int64_t H, int64_t W, float *dst, int64_t OH,
+                          int64_t OW)
 {
     struct taps *ty = xmalloc((size_t)OH * sizeof(*ty));
     struct taps *tx = xmalloc((size_t)OW * sizeof(*tx));

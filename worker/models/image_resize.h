@@ -14,7 +14,7 @@
  * floor + 2 clamped to the border, Keys kernel A = -0.75, rows weighted
  * after columns, f32 arithmetic in PyTorch's order. dst must not alias src.
  */
-void image_resize_bicubic(const float *src, int64_t C, int64_t H, int64_t W, float *dst,
-                          int64_t OH, int64_t OW);
+void image_resize_bicubic(const float *src, int64_t C, int64_t H, int64_t W, float *dst, int64_t OH,
+                          int64_t OW);
 
 #endif

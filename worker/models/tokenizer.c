@@ -60,13 +60,19 @@ enum piece_type {
     PIECE_BYTE = 6,
 };
 
-/* A byte trie over the matchable pieces: nodes, edges in a hash table. */
+/* A byte trie over the matchable pieces: nodes, edges in a hash table keyed
+ * by (parent << 8 | byte); fewer than 2^24 nodes (checked at load). */
+struct trie_edge {
+    uint32_t key;  /* parent << 8 | byte */
+    int32_t child; /* -1: free slot */
+};
+
 struct piece_trie {
     int32_t *value; /* (n_nodes) piece id ending at the node, or -1 */
     size_t n_nodes;
-    uint64_t *edge_key;  /* (cap) (parent << 8 | byte) + 1; 0 = free slot */
-    int32_t *edge_child; /* (cap) child node of that edge */
-    size_t cap;          /* power of two, > 2 * edges */
+    struct trie_edge *edge; /* (cap) open addressing, linear probing */
+    size_t cap;             /* power of two, >= 2 * n_edges */
+    size_t n_edges;
 };
 
 struct tokenizer {
@@ -113,31 +119,44 @@ static void sbuf_add(struct sbuf *b, const char *s, size_t n)
 
 /* ---- piece trie ---- */
 
-static size_t edge_slot(uint64_t key, size_t cap)
+static size_t edge_slot(uint32_t key, size_t cap)
 {
-    return (size_t)((key * 0x9E3779B97F4A7C15ull) >> 17) & (cap - 1);
+    return (size_t)(((uint64_t)key * 0x9E3779B97F4A7C15ull) >> 29) & (cap - 1);
 }
 
 static int32_t trie_child(const struct piece_trie *t, int32_t node, uint8_t byte)
 {
-    uint64_t key = (((uint64_t)node << 8) | byte) + 1;
+    uint32_t key = (uint32_t)node << 8 | byte;
     for (size_t i = edge_slot(key, t->cap);; i = (i + 1) & (t->cap - 1)) {
-        if (t->edge_key[i] == key)
-            return t->edge_child[i];
-        if (t->edge_key[i] == 0)
+        if (t->edge[i].child < 0)
             return -1;
+        if (t->edge[i].key == key)
+            return t->edge[i].child;
     }
 }
 
-/* trie_init() sizes the trie for keys totalling total_bytes bytes. */
+static void edge_put(struct trie_edge *edge, size_t cap, uint32_t key, int32_t child)
+{
+    size_t i = edge_slot(key, cap);
+    while (edge[i].child >= 0)
+        i = (i + 1) & (cap - 1);
+    edge[i].key = key;
+    edge[i].child = child;
+}
+
+static struct trie_edge *edges_new(size_t cap)
+{
+    struct trie_edge *e = xmalloc(cap * sizeof(*e));
+    memset(e, 0xFF, cap * sizeof(*e)); /* child = -1 everywhere */
+    return e;
+}
+
+/* trie_init() starts a trie for keys totalling total_bytes (< 2^24) bytes. */
 static void trie_init(struct piece_trie *t, size_t total_bytes)
 {
-    size_t cap = 16;
-    while (cap < 2 * total_bytes + 2)
-        cap *= 2;
-    t->cap = cap;
-    t->edge_key = xcalloc(cap, sizeof(*t->edge_key));
-    t->edge_child = xcalloc(cap, sizeof(*t->edge_child));
+    t->cap = 1024;
+    t->edge = edges_new(t->cap);
+    t->n_edges = 0;
     t->value = xmalloc((total_bytes + 1) * sizeof(*t->value));
     t->value[0] = -1;
     t->n_nodes = 1;
@@ -151,14 +170,20 @@ static int32_t trie_insert(struct piece_trie *t, const uint8_t *s, size_t n, int
     for (size_t k = 0; k < n; k++) {
         int32_t child = trie_child(t, node, s[k]);
         if (child < 0) {
-            uint64_t key = (((uint64_t)node << 8) | s[k]) + 1;
-            size_t i = edge_slot(key, t->cap);
-            while (t->edge_key[i] != 0)
-                i = (i + 1) & (t->cap - 1);
+            if (2 * (t->n_edges + 1) > t->cap) {
+                size_t cap = 2 * t->cap;
+                struct trie_edge *e = edges_new(cap);
+                for (size_t i = 0; i < t->cap; i++)
+                    if (t->edge[i].child >= 0)
+                        edge_put(e, cap, t->edge[i].key, t->edge[i].child);
+                free(t->edge);
+                t->edge = e;
+                t->cap = cap;
+            }
             child = (int32_t)t->n_nodes++;
             t->value[child] = -1;
-            t->edge_key[i] = key;
-            t->edge_child[i] = child;
+            edge_put(t->edge, t->cap, (uint32_t)node << 8 | s[k], child);
+            t->n_edges++;
         }
         node = child;
     }
@@ -171,8 +196,7 @@ static int32_t trie_insert(struct piece_trie *t, const uint8_t *s, size_t n, int
 static void trie_release(struct piece_trie *t)
 {
     free(t->value);
-    free(t->edge_key);
-    free(t->edge_child);
+    free(t->edge);
     memset(t, 0, sizeof(*t));
 }
 
@@ -683,6 +707,8 @@ static int build(struct tokenizer *tk, const Sentencepiece__ModelProto *mp, cons
                                     "missing",
                                     name, b);
 
+    if (total >= (size_t)1 << 24)
+        return log_error_rc(ENC_EINVAL, "'%s': pieces too long in total (%zu bytes)", name, total);
     trie_init(&tk->trie, total);
     for (int i = 0; i < n; i++) {
         int t = tk->type[i];

@@ -99,7 +99,9 @@ static int64_t conv_params(const struct vae_conv *cv)
     return (int64_t)cv->cout * cv->cin * cv->kt * cv->kh * cv->kw + numel_of(cv->b);
 }
 
-/* Binds block `base` (e.g. "decoder.upsamples.3") of kind k; *ok = 0 on a problem. */
+/* Binds block `base` (e.g. "decoder.upsamples.3"), its kind read off its
+ * keys; returns its parameter count, -1 when no such block exists, -2 when
+ * something is missing, misshapen or does not chain with cin_expected. */
 static int64_t bind_block(struct weights *w, const char *base, struct vae_block *b, int *slot,
                           int cin_expected, int is_decoder)
 {
@@ -259,8 +261,6 @@ static int bind_stack(struct weights *w, struct vae *vae, int is_decoder, struct
     vae->n_params += np;
     return bad ? ENC_EINVAL : 0;
 }
-
-int vae_receptive_field_compute(const struct vae *vae);
 
 /* The key prefix of the checkpoints: "", "model." (loader) or "weights." (fixture). */
 static const char *detect_prefix(struct ckpt *const *cks, int n)

@@ -123,7 +123,8 @@ void vae_decoder_destroy(struct vae_decoder **dec);
  * vae_decode_range() decodes latents [a, b) of a video with warm-up
  * `warmup` latents (< 0: vae_receptive_field()). latents is the host array
  * of all latent frames, [L][z][h][w] frame-major; only frames
- * max(0, a - warmup) .. b-1 are read. Frames of [a, b) go to cb in order.
+ * max(0, a - max(warmup, 1)) .. b-1 are read (a stream started at a > 0
+ * needs one chunk to throw away). Frames of [a, b) go to cb in order.
  */
 int vae_decode_range(struct vae *vae, int64_t h, int64_t w, const float *latents, int64_t a,
                      int64_t b, int warmup, vae_frame_fn *cb, void *ctx);
@@ -179,6 +180,7 @@ struct vae_bench_result {
     double latents_per_s;
     double rss_mib_first; /* resident set after n_latents / 10 latents */
     double rss_mib_last;  /* resident set after n_latents */
+    double rss_mib_peak;  /* the process's peak resident set (VmHWM) */
     double seconds;
 };
 

@@ -288,7 +288,6 @@ static int rf_exact_after(const struct vae_stack *stk, int w)
     return ok;
 }
 
-int vae_receptive_field_compute(const struct vae *vae);
 int vae_receptive_field_compute(const struct vae *vae)
 {
     for (int w = 1; w < 4096; w++)

@@ -93,6 +93,10 @@ int vae_stack_forward(struct vae_stream *st, const struct tensor *x, struct tens
 int vae_pointwise(struct backend *be, const struct vae_conv *cv, const struct tensor *x,
                   struct tensor **out);
 
+/* vae_receptive_field_compute() (vae_decode.c) derives the warm-up from the
+ * decoder's layer list; called once at load. */
+int vae_receptive_field_compute(const struct vae *vae);
+
 /* Binding (vae.c): a conv of the given shape at name (".weight"/".bias"
  * appended); kt == 0 means a 2-D conv stored [cout, cin, kh, kw]. */
 int vae_bind_conv(struct weights *w, const char *name, int cout, int cin, int kt, int kh, int kw,

@@ -227,6 +227,22 @@ static double rss_mib(void)
     return res < 0 ? -1.0 : (double)res * 4096.0 / (1024.0 * 1024.0);
 }
 
+static double peak_mib(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    double kb = -1.0;
+    if (!f)
+        return -1.0;
+    while (fgets(line, sizeof(line), f))
+        if (!strncmp(line, "VmHWM:", 6)) {
+            kb = strtod(line + 6, NULL);
+            break;
+        }
+    fclose(f);
+    return kb < 0 ? -1.0 : kb / 1024.0;
+}
+
 struct bench_sink {
     int64_t frames;
 };
@@ -265,6 +281,7 @@ int vae_bench(struct vae *vae, int64_t h, int64_t w, int n_latents, struct vae_b
     rc = rc ? rc : backend_sync(vae->be);
     res->seconds = now_s() - t0;
     res->rss_mib_last = rss_mib();
+    res->rss_mib_peak = peak_mib();
     if (res->seconds > 0) {
         res->frames_per_s = (double)sink.frames / res->seconds;
         res->latents_per_s = (double)n_latents / res->seconds;

@@ -45,8 +45,8 @@ struct w2v_layer {
 struct wav2vec2 {
     struct backend *be;
     struct wav2vec2_config cfg;
-    struct weights *w;        /* bind mode, else NULL */
-    struct encoder_src src;   /* owns seeded and derived tensors */
+    struct weights *w;                        /* bind mode, else NULL */
+    struct encoder_src src;                   /* owns seeded and derived tensors */
     struct tensor *conv_w[WAV2VEC2_MAX_CONV]; /* [Cout, Cin, k] */
     struct tensor *conv_b[WAV2VEC2_MAX_CONV]; /* [Cout] or NULL (base has none) */
     struct tensor *gn_w, *gn_b;               /* [C0] GroupNorm affine after conv 0 */
@@ -115,26 +115,62 @@ int64_t wav2vec2_frames(int64_t n_samples)
 }
 
 /*
- * The processor computes in numpy float32 (mean and variance of float32
- * data), then var + 1e-7 and the sqrt in float64, the subtraction and the
- * division in float32. The statistics are taken in double here (closer to
- * the exact value than numpy's pairwise float32 sums; the difference is far
- * below the fixture's tolerance), then rounded as numpy rounds them.
+ * numpy's float32 add.reduce, which the processor's mean and var use: the
+ * reduction loop sees the array in buffers of 8192 elements, each summed
+ * pairwise (8 accumulators up to 128 elements, halves above that) and added
+ * in order to an accumulator starting at 0, all in f32.
+ */
+static float np_pairwise_sum(const float *a, int64_t n)
+{
+    if (n < 8) {
+        float r = 0.0f;
+        for (int64_t i = 0; i < n; i++)
+            r += a[i];
+        return r;
+    }
+    if (n <= 128) {
+        float r[8];
+        int64_t i;
+        for (int j = 0; j < 8; j++)
+            r[j] = a[j];
+        for (i = 8; i < n - (n % 8); i += 8)
+            for (int j = 0; j < 8; j++)
+                r[j] += a[i + j];
+        float res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+        for (; i < n; i++)
+            res += a[i];
+        return res;
+    }
+    int64_t n2 = n / 2;
+    n2 -= n2 % 8;
+    return np_pairwise_sum(a, n2) + np_pairwise_sum(a + n2, n - n2);
+}
+
+static float np_sum(const float *a, int64_t n)
+{
+    float r = 0.0f;
+    for (int64_t i = 0; i < n; i += 8192)
+        r += np_pairwise_sum(a + i, n - i < 8192 ? n - i : 8192);
+    return r;
+}
+
+/*
+ * The processor: (x - x.mean()) / np.sqrt(x.var() + 1e-7) in numpy 1.x
+ * float32 (mean and var as np_sum()/n in f32; var + 1e-7 and the sqrt in
+ * float64, rounded to f32 for the division). Bit-exact on the fixture.
  */
 void wav2vec2_normalize(const float *x, int64_t n, float *out)
 {
     if (n <= 0)
         return;
-    double s = 0;
-    for (int64_t i = 0; i < n; i++)
-        s += x[i];
-    float mean = (float)(s / (double)n);
-    double v = 0;
+    float mean = np_sum(x, n) / (float)n;
+    float *d = xmalloc((size_t)n * sizeof(float));
     for (int64_t i = 0; i < n; i++) {
-        float d = x[i] - mean;
-        v += (double)d * (double)d;
+        d[i] = x[i] - mean;
+        d[i] = d[i] * d[i];
     }
-    float var = (float)(v / (double)n);
+    float var = np_sum(d, n) / (float)n;
+    free(d);
     float den = (float)sqrt((double)var + 1e-7);
     for (int64_t i = 0; i < n; i++)
         out[i] = (x[i] - mean) / den;
@@ -142,10 +178,12 @@ void wav2vec2_normalize(const float *x, int64_t n, float *out)
 
 /* ---- configuration from the checkpoint ---- */
 
-static const char *pos_g_names[] = {"encoder.pos_conv_embed.conv.weight_g",
-                                    "encoder.pos_conv_embed.conv.parametrizations.weight.original0"};
-static const char *pos_v_names[] = {"encoder.pos_conv_embed.conv.weight_v",
-                                    "encoder.pos_conv_embed.conv.parametrizations.weight.original1"};
+static const char *pos_g_names[] = {
+    "encoder.pos_conv_embed.conv.weight_g",
+    "encoder.pos_conv_embed.conv.parametrizations.weight.original0"};
+static const char *pos_v_names[] = {
+    "encoder.pos_conv_embed.conv.weight_v",
+    "encoder.pos_conv_embed.conv.parametrizations.weight.original1"};
 
 static const char *first_meta(struct ckpt *const *cks, int n, const char *key)
 {
@@ -170,26 +208,28 @@ static int config_from_shapes(struct weights *w, struct ckpt *const *cks, int n_
         if (!t)
             break;
         if (t->ndim != 3)
-            return log_error_rc(ENC_EINVAL, "wav2vec2: '%s' has %d dims, expected 3", name,
-                                t->ndim);
+            return log_error_rc(ENC_EINVAL, "'%s' has %d dims, expected 3", name, t->ndim);
         c->conv_dim[i] = t->shape[0];
         c->conv_kernel[i] = t->shape[2];
         c->n_conv = i + 1;
     }
     if (c->n_conv == 0)
-        return log_error_rc(ENC_EINVAL, "wav2vec2: no 'feature_extractor.conv_layers.0.conv.weight' "
-                                        "in '%s'", ckpt_path(cks[n_cks - 1]));
+        return log_error_rc(ENC_EINVAL,
+                            "no 'feature_extractor.conv_layers.0.conv.weight' "
+                            "in '%s'",
+                            ckpt_path(cks[n_cks - 1]));
     if (weights_has(w, "feature_extractor.conv_layers.1.layer_norm.weight"))
-        return log_error_rc(ENC_ENOTSUP, "wav2vec2: per-layer LayerNorm feature extractor "
+        return log_error_rc(ENC_ENOTSUP, "per-layer LayerNorm feature extractor "
                                          "(feat_extract_norm 'layer') is not supported");
     t = weights_find(w, "feature_projection.projection.weight");
     if (!t || t->ndim != 2)
-        return log_error_rc(ENC_EINVAL, "wav2vec2: no 2-D 'feature_projection.projection.weight'");
+        return log_error_rc(ENC_EINVAL, "no 2-D 'feature_projection.projection.weight'");
     c->hidden = t->shape[0];
     t = weights_find(w, "encoder.layers.0.feed_forward.intermediate_dense.weight");
     if (!t || t->ndim != 2)
-        return log_error_rc(ENC_EINVAL, "wav2vec2: no 2-D "
-                                        "'encoder.layers.0.feed_forward.intermediate_dense.weight'");
+        return log_error_rc(ENC_EINVAL,
+                            "no 2-D "
+                            "'encoder.layers.0.feed_forward.intermediate_dense.weight'");
     c->ffn = t->shape[0];
     for (;;) {
         snprintf(name, sizeof(name), "encoder.layers.%lld.attention.q_proj.weight",
@@ -202,8 +242,7 @@ static int config_from_shapes(struct weights *w, struct ckpt *const *cks, int n_
     if (!t)
         t = weights_find(w, pos_v_names[1]);
     if (!t || t->ndim != 3 || t->shape[1] <= 0 || c->hidden % t->shape[1] != 0)
-        return log_error_rc(ENC_EINVAL, "wav2vec2: no usable '%s' [D, D/groups, K]",
-                            pos_v_names[0]);
+        return log_error_rc(ENC_EINVAL, "no usable '%s' [D, D/groups, K]", pos_v_names[0]);
     c->pos_kernel = t->shape[2];
     c->pos_groups = c->hidden / t->shape[1];
 
@@ -214,8 +253,9 @@ static int config_from_shapes(struct weights *w, struct ckpt *const *cks, int n_
     else if (c->hidden % 64 == 0)
         c->n_heads = c->hidden / 64;
     if (c->n_heads <= 0 || c->hidden % c->n_heads != 0)
-        return log_error_rc(ENC_EINVAL, "wav2vec2: cannot tell the heads of hidden size %lld "
-                                        "(no num_attention_heads in the config metadata)",
+        return log_error_rc(ENC_EINVAL,
+                            "cannot tell the heads of hidden size %lld "
+                            "(no num_attention_heads in the config metadata)",
                             (long long)c->hidden);
     int ns = encoder_meta_ints(meta, "conv_stride", v, WAV2VEC2_MAX_CONV);
     for (int i = 0; i < c->n_conv; i++) {
@@ -224,11 +264,12 @@ static int config_from_shapes(struct weights *w, struct ckpt *const *cks, int n_
         else if (c->n_conv == 7)
             c->conv_stride[i] = base_stride[i];
         else
-            return log_error_rc(ENC_EINVAL, "wav2vec2: %d conv layers and no conv_stride in the "
-                                            "config metadata", c->n_conv);
+            return log_error_rc(ENC_EINVAL,
+                                "%d conv layers and no conv_stride in the "
+                                "config metadata",
+                                c->n_conv);
         if (c->conv_stride[i] <= 0)
-            return log_error_rc(ENC_EINVAL, "wav2vec2: bad conv stride %lld",
-                                (long long)c->conv_stride[i]);
+            return log_error_rc(ENC_EINVAL, "bad conv stride %lld", (long long)c->conv_stride[i]);
     }
     return 0;
 }
@@ -238,17 +279,17 @@ static int config_check(const struct wav2vec2_config *c)
     if (c->n_conv < 1 || c->n_conv > WAV2VEC2_MAX_CONV || c->hidden <= 0 || c->ffn <= 0 ||
         c->n_layers < 0 || c->n_heads <= 0 || c->hidden % c->n_heads != 0 || c->pos_kernel <= 0 ||
         c->pos_groups <= 0 || c->hidden % c->pos_groups != 0)
-        return log_error_rc(ENC_EINVAL, "wav2vec2: inconsistent configuration");
+        return log_error_rc(ENC_EINVAL, "inconsistent configuration");
     for (int i = 0; i < c->n_conv; i++)
         if (c->conv_dim[i] <= 0 || c->conv_kernel[i] <= 0 || c->conv_stride[i] <= 0)
-            return log_error_rc(ENC_EINVAL, "wav2vec2: bad conv layer %d", i);
+            return log_error_rc(ENC_EINVAL, "bad conv layer %d", i);
     return 0;
 }
 
 /* ---- parameters ---- */
 
-#define GET(name_, init_, gain_, f32_, ...)                                                     \
-    encoder_src_get(s, (name_), (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)),     \
+#define GET(name_, init_, gain_, f32_, ...)                                                        \
+    encoder_src_get(s, (name_), (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)),         \
                     (int64_t[]){__VA_ARGS__}, (init_), (gain_), (f32_))
 
 /* pos_conv_weight() builds w = g * (v / |v|) from g [1,1,K] and v [D, D/G, K]
@@ -290,8 +331,8 @@ static int bind_all(struct wav2vec2 *m, struct encoder_src *s, int conv_bias)
     int64_t cin = 1, D = c->hidden, F = c->ffn;
     for (int i = 0; i < c->n_conv; i++) {
         snprintf(name, sizeof(name), "feature_extractor.conv_layers.%d.conv.weight", i);
-        m->conv_w[i] = GET(name, ENCODER_INIT_MATRIX, 2.0f, 0, c->conv_dim[i], cin,
-                           c->conv_kernel[i]);
+        m->conv_w[i] =
+            GET(name, ENCODER_INIT_MATRIX, 2.0f, 0, c->conv_dim[i], cin, c->conv_kernel[i]);
         if (conv_bias) {
             snprintf(name, sizeof(name), "feature_extractor.conv_layers.%d.conv.bias", i);
             m->conv_b[i] = GET(name, ENCODER_INIT_BIAS, 1, 1, c->conv_dim[i]);
@@ -359,7 +400,7 @@ int wav2vec2_load(struct backend *be, struct ckpt *const *cks, int n_cks, struct
 {
     *out = NULL;
     if (n_cks < 1)
-        return log_error_rc(ENC_EINVAL, "wav2vec2: no checkpoint");
+        return log_error_rc(ENC_EINVAL, "no checkpoint");
     struct wav2vec2 *m = xcalloc(1, sizeof(*m));
     m->be = be;
     m->w = weights_new(be, cks, n_cks);
@@ -373,8 +414,9 @@ int wav2vec2_load(struct backend *be, struct ckpt *const *cks, int n_cks, struct
     }
     int rc;
     if (!prefix) {
-        rc = log_error_rc(ENC_EINVAL, "'%s': no wav2vec2 weights "
-                                      "('feature_projection.projection.weight' not found)",
+        rc = log_error_rc(ENC_EINVAL,
+                          "'%s': no wav2vec2 weights "
+                          "('feature_projection.projection.weight' not found)",
                           ckpt_path(cks[n_cks - 1]));
         goto fail;
     }
@@ -391,7 +433,7 @@ int wav2vec2_load(struct backend *be, struct ckpt *const *cks, int n_cks, struct
         rc = frc;
     if (rc < 0)
         goto fail;
-    log_debug("wav2vec2: %d convs x %lld ch, hidden %lld, %lld layers x %lld heads, ffn %lld, "
+    log_debug("%d convs x %lld ch, hidden %lld, %lld layers x %lld heads, ffn %lld, "
               "pos conv k %lld g %lld",
               m->cfg.n_conv, (long long)m->cfg.conv_dim[0], (long long)m->cfg.hidden,
               (long long)m->cfg.n_layers, (long long)m->cfg.n_heads, (long long)m->cfg.ffn,
@@ -446,7 +488,7 @@ int wav2vec2_write_random(const char *path, const struct wav2vec2_config *cfg, u
         return rc;
     struct backend *be = backend_cpu_new(1);
     if (!be)
-        return log_error_rc(ENC_ENOMEM, "wav2vec2: cannot open a cpu backend");
+        return log_error_rc(ENC_ENOMEM, "cannot open a cpu backend");
     struct st_writer *wr = st_writer_new();
     struct wav2vec2 *m = xcalloc(1, sizeof(*m));
     m->be = be;
@@ -459,7 +501,9 @@ int wav2vec2_write_random(const char *path, const struct wav2vec2_config *cfg, u
     if (rc == 0) {
         char json[1024], dims[3][128];
         for (int a = 0; a < 3; a++) {
-            const int64_t *v = a == 0 ? cfg->conv_dim : a == 1 ? cfg->conv_kernel : cfg->conv_stride;
+            const int64_t *v = a == 0   ? cfg->conv_dim
+                               : a == 1 ? cfg->conv_kernel
+                                        : cfg->conv_stride;
             size_t o = 0;
             for (int i = 0; i < cfg->n_conv && o < sizeof(dims[a]); i++)
                 o += (size_t)snprintf(dims[a] + o, sizeof(dims[a]) - o, "%s%lld", i ? ", " : "",
@@ -479,7 +523,7 @@ int wav2vec2_write_random(const char *path, const struct wav2vec2_config *cfg, u
         st_writer_meta(wr, "format", "pt");
         rc = st_writer_write(wr, path);
     } else {
-        rc = log_error_rc(ENC_EIO, "wav2vec2: cannot build the model to write '%s'", path);
+        rc = log_error_rc(ENC_EIO, "cannot build the model to write '%s'", path);
     }
     wav2vec2_destroy(&m);
     st_writer_destroy(&wr);
@@ -496,23 +540,22 @@ int wav2vec2_write_tiny(const char *path, uint64_t seed)
 
 /* ---- forward ---- */
 
-#define CHECK(call)                                                                             \
-    do {                                                                                        \
-        rc = (call);                                                                            \
-        if (rc < 0)                                                                             \
-            goto out;                                                                           \
+#define CHECK(call)                                                                                \
+    do {                                                                                           \
+        rc = (call);                                                                               \
+        if (rc < 0)                                                                                \
+            goto out;                                                                              \
     } while (0)
-#define NEW(var, ...)                                                                           \
-    do {                                                                                        \
-        var = tensor_new_shape(be, DTYPE_F32, __VA_ARGS__);                                     \
-        if (!var) {                                                                             \
-            rc = log_error_rc(ENC_ENOMEM, "wav2vec2: out of backend memory");                   \
-            goto out;                                                                           \
-        }                                                                                       \
+#define NEW(var, ...)                                                                              \
+    do {                                                                                           \
+        var = tensor_new_shape(be, DTYPE_F32, __VA_ARGS__);                                        \
+        if (!var) {                                                                                \
+            rc = log_error_rc(ENC_ENOMEM, "out of backend memory");                                \
+            goto out;                                                                              \
+        }                                                                                          \
     } while (0)
 
-static int encoder_layer(struct wav2vec2 *m, const struct w2v_layer *L, struct tensor *h,
-                         int64_t T)
+static int encoder_layer(struct wav2vec2 *m, const struct w2v_layer *L, struct tensor *h, int64_t T)
 {
     struct backend *be = m->be;
     const struct wav2vec2_config *c = &m->cfg;
@@ -552,8 +595,7 @@ out:
 }
 
 int wav2vec2_forward_ex(struct wav2vec2 *m, const float *samples, int64_t n, int normalize,
-                        float *input_values, float *conv_features, float *out,
-                        int64_t *n_frames)
+                        float *input_values, float *conv_features, float *out, int64_t *n_frames)
 {
     struct backend *be = m->be;
     const struct wav2vec2_config *c = &m->cfg;
@@ -561,8 +603,10 @@ int wav2vec2_forward_ex(struct wav2vec2 *m, const float *samples, int64_t n, int
     if (n_frames)
         *n_frames = T;
     if (T <= 0)
-        return log_error_rc(ENC_EINVAL, "wav2vec2: audio slice of %lld samples is shorter than "
-                                        "one frame", (long long)n);
+        return log_error_rc(ENC_EINVAL,
+                            "audio slice of %lld samples is shorter than "
+                            "one frame",
+                            (long long)n);
     struct tensor *cur = NULL, *y = NULL, *t = NULL, *h = NULL, *pc = NULL;
     int rc = 0;
     float *xv = xmalloc((size_t)n * sizeof(float));
@@ -574,7 +618,7 @@ int wav2vec2_forward_ex(struct wav2vec2 *m, const float *samples, int64_t n, int
         memcpy(input_values, xv, (size_t)n * sizeof(float));
     cur = backend_tensor_from_host(be, DTYPE_F32, 4, (int64_t[]){1, 1, 1, n}, xv, 0);
     if (!cur) {
-        rc = log_error_rc(ENC_ENOMEM, "wav2vec2: out of backend memory");
+        rc = log_error_rc(ENC_ENOMEM, "out of backend memory");
         goto out;
     }
 

@@ -24,17 +24,17 @@
 #define WAV2VEC2_MAX_CONV 8
 
 struct wav2vec2_config {
-    int n_conv;                              /* feature-extractor conv layers (7) */
-    int64_t conv_dim[WAV2VEC2_MAX_CONV];     /* output channels (512) */
-    int64_t conv_kernel[WAV2VEC2_MAX_CONV];  /* 10,3,3,3,3,2,2 */
-    int64_t conv_stride[WAV2VEC2_MAX_CONV];  /* 5,2,2,2,2,2,2 */
-    int64_t hidden;                          /* 768: the output width */
-    int64_t ffn;                             /* 3072 */
-    int64_t n_layers;                        /* 12 */
-    int64_t n_heads;                         /* 12 (x 64) */
-    int64_t pos_kernel;                      /* 128 */
-    int64_t pos_groups;                      /* 16 */
-    float eps;                               /* 1e-5, every LayerNorm and the GroupNorm */
+    int n_conv;                             /* feature-extractor conv layers (7) */
+    int64_t conv_dim[WAV2VEC2_MAX_CONV];    /* output channels (512) */
+    int64_t conv_kernel[WAV2VEC2_MAX_CONV]; /* 10,3,3,3,3,2,2 */
+    int64_t conv_stride[WAV2VEC2_MAX_CONV]; /* 5,2,2,2,2,2,2 */
+    int64_t hidden;                         /* 768: the output width */
+    int64_t ffn;                            /* 3072 */
+    int64_t n_layers;                       /* 12 */
+    int64_t n_heads;                        /* 12 (x 64) */
+    int64_t pos_kernel;                     /* 128 */
+    int64_t pos_groups;                     /* 16 */
+    float eps;                              /* 1e-5, every LayerNorm and the GroupNorm */
 };
 
 struct wav2vec2;
@@ -73,7 +73,8 @@ int64_t wav2vec2_frames(int64_t n_samples);
 
 /*
  * wav2vec2_normalize() is the processor's per-slice normalisation:
- * out = (x - mean) / sqrt(var + 1e-7), population variance. out may alias x.
+ * out = (x - mean) / sqrt(var + 1e-7), population variance, with numpy 1.x
+ * float32 rounding (bit-exact to the processor). out may alias x.
  */
 void wav2vec2_normalize(const float *x, int64_t n, float *out);
 
@@ -93,8 +94,7 @@ int wav2vec2_forward(struct wav2vec2 *m, const float *samples, int64_t n, float 
  * normalised input values.
  */
 int wav2vec2_forward_ex(struct wav2vec2 *m, const float *samples, int64_t n, int normalize,
-                        float *input_values, float *conv_features, float *out,
-                        int64_t *n_frames);
+                        float *input_values, float *conv_features, float *out, int64_t *n_frames);
 
 /*
  * wav2vec2_write_tiny() writes the tiny model (wav2vec2_config_tiny, real

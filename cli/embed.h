@@ -1,0 +1,22 @@
+/*
+ * embed.h - a coordinator and N sim workers as threads of this process
+ * (encore render without --local, encore bench farm): the same code paths
+ * as the cluster over inproc:// or any endpoint.
+ */
+#ifndef ENCORE_EMBED_H
+#define ENCORE_EMBED_H
+
+struct embed;
+
+/* embed_start(): state_dir is created if missing; ep e.g. "inproc://encore".
+ * durable: fsync at each commit. Returns 0 or 1 (error printed). */
+int embed_start(struct embed **out, const char *state_dir, const char *ep, int workers,
+                int sim_ms, int durable);
+/* embed_ctx() is the ZeroMQ context clients must use for inproc. */
+void *embed_ctx(struct embed *e);
+/* embed_coordinator_cpu() is the coordinator thread's CPU seconds so far. */
+double embed_coordinator_cpu(struct embed *e);
+struct coordinator *embed_coordinator(struct embed *e);
+void embed_stop(struct embed **e);
+
+#endif

@@ -1,0 +1,205 @@
+/*
+ * scheduler.h - the wavefront scheduler: which denoise task is ready, who
+ * runs it, and how window outputs become the blended state (DESIGN 2-4).
+ *
+ * In memory only; the coordinator persists what the hooks report and owns
+ * all I/O. Per window the state machine is
+ *
+ *     WAITING --ready--> READY --sched_next--> RUNNING --accept--> WAITING
+ *        ^                 ^                      |  (received_step = s)
+ *        |                 +------requeue---------+  (attempt + 1)
+ *        +-- finalize (blend, final_step = s) ----+--> DONE (s = S-1)
+ *
+ * Invariants (sched_check):
+ *  - final_step <= received_step <= final_step + 1;
+ *  - finalize(k, s) needs received_step(k) == s and, when k > 0 and s > 0,
+ *    final_step(k-1) >= s: v_{k-1} at step s is then in slot s % 2;
+ *  - denoise(k, s+1) is READY only when every window overlapping k has
+ *    final_step >= s (the wavefront rule); so no slot is overwritten while
+ *    a task or blend may still need it;
+ *  - a result is applied at most once: it must match a (job, task, attempt)
+ *    the sending worker holds; anything else is stale, duplicate or refused.
+ * Ready tasks are served highest priority first, FIFO within a priority,
+ * and a worker is offered the window it ran last when it is as urgent.
+ */
+#ifndef ENCORE_SCHEDULER_H
+#define ENCORE_SCHEDULER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/latent_file.h"
+#include "common/wire.h"
+#include "coordinator/store.h"
+
+enum sched_win_state {
+    SCHED_WIN_WAITING = 0,
+    SCHED_WIN_READY,
+    SCHED_WIN_RUNNING,
+    SCHED_WIN_DONE,
+};
+
+enum sched_job_state {
+    SCHED_JOB_QUEUED = 0,
+    SCHED_JOB_RUNNING,
+    SCHED_JOB_DONE,
+    SCHED_JOB_FAILED,
+    SCHED_JOB_CANCELLED,
+};
+
+struct sched_window {
+    int64_t start, len;
+    int64_t lo, hi;             /* windows overlapping this one: [lo, hi] */
+    int received_step, final_step;
+    uint32_t attempt;
+    enum sched_win_state state;
+    uint64_t owner;             /* worker id while RUNNING */
+    uint64_t ready_seq;         /* FIFO order among equal priorities */
+    uint64_t last_worker;       /* who produced received_step (affinity) */
+};
+
+struct sched_job {
+    struct store_job row;       /* params, counters, state string */
+    enum sched_job_state state;
+    int blend_scheme;
+    float weights[64];          /* blend weights, overlap entries */
+    int64_t h, w, fs;           /* latent rows, columns; values per frame */
+    int64_t n_windows, windows_done, tasks_done, tasks_total;
+    struct sched_window *win;   /* [n_windows] */
+    struct latent_file *lf;     /* owned; NULL once the job is over */
+    int queue;                  /* index of its model's ready queue */
+};
+
+struct sched_task {
+    struct sched_job *job;
+    int64_t k;
+    int step;
+    uint32_t attempt;
+    uint64_t task_id;
+    int base_step;              /* affinity: the worker holds its output of this step; -1 none */
+};
+
+struct sched_ref {
+    uint64_t job_id, task_id;
+    uint32_t attempt;
+};
+
+#define SCHED_MAX_CREDITS 8
+
+struct sched_worker {
+    uint64_t id;
+    char name[WIRE_NAME_MAX], backend[WIRE_NAME_MAX], device[WIRE_NAME_MAX];
+    int n_models;
+    char models[WIRE_MAX_MODELS][WIRE_NAME_MAX];
+    uint8_t rid[WIRE_RID_MAX];  /* ZeroMQ routing id */
+    size_t rid_len;
+    int credits;
+    int n_running;
+    struct sched_ref running[SCHED_MAX_CREDITS];
+    int64_t last_seen_ms;
+    double connected_at;
+    int64_t tasks_done;
+    int n_pref;                 /* ready windows this worker ran last */
+    struct { struct sched_job *job; int64_t k; uint64_t seq; } pref[16];
+};
+
+/* Hooks: the coordinator persists what changed (any may be NULL). */
+struct sched_hooks {
+    void (*window_changed)(void *ctx, struct sched_job *j, int64_t k);
+    void (*job_changed)(void *ctx, struct sched_job *j);
+    void (*task_requeued)(void *ctx, struct sched_job *j, int64_t k, int step);
+};
+
+enum sched_verdict {
+    SCHED_OK = 0,
+    SCHED_STALE,        /* an older attempt, a duplicate or a job no longer running */
+    SCHED_NOT_HELD,     /* a task the sender does not hold */
+    SCHED_UNKNOWN_JOB,
+    SCHED_UNKNOWN_TASK,
+};
+
+struct sched;
+
+struct sched *sched_new(const struct sched_hooks *hooks, void *ctx);
+void sched_destroy(struct sched **s);
+
+/*
+ * sched_add_job() takes a job row and its windows (fresh or loaded from the
+ * store) and the job's latent store (ownership passes, even on failure).
+ * It finishes any blend a crash left pending and marks ready windows.
+ * Returns 0 or ENC_EINVAL when the row is inconsistent.
+ */
+int sched_add_job(struct sched *s, const struct store_job *row, const struct store_window *w,
+                  struct latent_file **lf, struct sched_job **out);
+struct sched_job *sched_job_find(struct sched *s, uint64_t id);
+/* sched_jobs() lists all jobs (borrowed), in id order. */
+struct sched_job *const *sched_jobs(struct sched *s, size_t *n);
+const char *sched_job_state_name(enum sched_job_state st);
+/* sched_cancel(): ENC_EINVAL when the job is already done/failed/cancelled. */
+int sched_cancel(struct sched *s, struct sched_job *j);
+
+/* sched_worker_add() registers a worker; the returned pointer lives until
+ * sched_worker_remove(). */
+struct sched_worker *sched_worker_add(struct sched *s, const struct wire_hello *h,
+                                      const uint8_t *rid, size_t rid_len, int64_t now_ms,
+                                      double now);
+struct sched_worker *sched_worker_by_rid(struct sched *s, const uint8_t *rid, size_t rid_len);
+struct sched_worker *const *sched_workers(struct sched *s, size_t *n);
+/* sched_worker_remove() requeues every task the worker held and frees it. */
+void sched_worker_remove(struct sched *s, struct sched_worker **w);
+void sched_worker_credit(struct sched *s, struct sched_worker *w, int n);
+
+/*
+ * sched_next() picks the next task for worker w (one credit): the most
+ * urgent ready task of a model w holds, or, as urgent, one w ran last.
+ * Marks it RUNNING. Returns 1 with *t filled, 0 when nothing fits.
+ */
+int sched_next(struct sched *s, struct sched_worker *w, struct sched_task *t);
+
+/*
+ * sched_task_input() gathers the input of denoise(k, step) (step >= 1):
+ * state[step-1] over the window's frames, as bf16 frames into buf
+ * [len][16][h][w]. With base_step >= 0 only the frames that differ from
+ * the worker's own bf16 output of that step are gathered. Writes the
+ * window-local indices to sent[] and returns their count.
+ */
+int sched_task_input(struct sched_job *j, int64_t k, int step, int base_step, uint16_t *buf,
+                     int32_t *sent);
+
+/*
+ * sched_check_result() decides what a result or failure report from w for
+ * (job, task, attempt) is. With SCHED_OK (and for a stale result of a task
+ * w held) it also releases w's credit; *t then names the task.
+ */
+enum sched_verdict sched_check_result(struct sched *s, struct sched_worker *w,
+                                      const struct sched_ref *r, struct sched_task *t);
+
+/*
+ * sched_accept() stores the output of task t (checked SCHED_OK), out
+ * [len][16][h][w] f32, into the latent store, blends what became final and
+ * marks what became ready. by is the worker that produced it (affinity).
+ */
+void sched_accept(struct sched *s, const struct sched_task *t, const float *out,
+                  uint64_t by);
+
+/* sched_requeue() puts a RUNNING task back as READY with attempt + 1. */
+void sched_requeue(struct sched *s, const struct sched_task *t);
+
+/* sched_expire() removes workers silent for more than lease_ms, requeuing
+ * their tasks; returns how many it removed. */
+int sched_expire(struct sched *s, int64_t now_ms, int64_t lease_ms);
+
+/* sched_final_frame() is frame f of the final state (bf16 [16][h][w]) of a
+ * done job whose latent store is open. */
+const uint16_t *sched_final_frame(struct sched_job *j, int64_t f);
+
+/* sched_check() verifies the invariants above for job j; 1 if they hold. */
+int sched_check(const struct sched_job *j);
+
+/* sched_pending() counts READY tasks (all jobs). */
+int64_t sched_pending(struct sched *s);
+
+/* sched_task_id() / sched_task_decode(): task ids are 1 + k*steps + step. */
+uint64_t sched_task_id(const struct sched_job *j, int64_t k, int step);
+
+#endif

@@ -1,0 +1,148 @@
+/* t_coordinator.c - a real coordinator (thread, inproc) fed raw bad
+ * messages: each gets a clear Error and changes nothing else. */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "common/err.h"
+#include "common/log.h"
+#include "common/wire.h"
+#include "coordinator/coordinator.h"
+#include "tests/tap.h"
+
+static void *run(void *c)
+{
+    coordinator_run(c);
+    return NULL;
+}
+
+static void *sock;
+static struct wire_limits lim;
+
+/* raw(): send bytes, return the reply's error text ("" if not an error). */
+static const char *raw(const void *buf, size_t len)
+{
+    static char text[WIRE_ERR_MAX];
+    struct wire_msg m;
+    char err[WIRE_ERR_MAX];
+    zmq_send(sock, buf, len, 0);
+    zmq_pollitem_t it = {.socket = sock, .events = ZMQ_POLLIN};
+    text[0] = 0;
+    if (zmq_poll(&it, 1, 3000) <= 0)
+        return "(no reply)";
+    if (wire_recv(sock, NULL, NULL, 0, &lim, &m, err, sizeof err))
+        return "(bad reply)";
+    if (m.kind == WIRE_ERROR)
+        snprintf(text, sizeof text, "%s", m.u.error.message);
+    wire_msg_release(&m);
+    return text;
+}
+
+static const char *msg(struct wire_msg *m)
+{
+    uint8_t *buf;
+    size_t len;
+    wire_encode(m, &buf, &len);
+    const char *r = raw(buf, len);
+    free(buf);
+    return r;
+}
+
+static int jobs_count(void)
+{
+    struct wire_msg m, rep;
+    char err[WIRE_ERR_MAX];
+    wire_msg_init(&m, WIRE_STATUS);
+    wire_send(sock, NULL, 0, &m);
+    if (wire_recv(sock, NULL, NULL, 0, &lim, &rep, err, sizeof err))
+        return -1;
+    int n = rep.u.status_reply.n_jobs;
+    wire_msg_release(&rep);
+    return n;
+}
+
+int main(void)
+{
+    char dir[] = "/tmp/t_coordinator.XXXXXX";
+    struct coordinator_opts o;
+    struct coordinator *c;
+    pthread_t th;
+    if (!mkdtemp(dir))
+        return 1;
+    log_set_level(LOG_LEVEL_ERROR);
+    wire_limits_default(&lim);
+    void *ctx = zmq_ctx_new();
+    coordinator_opts_default(&o);
+    o.listen = "inproc://t";
+    o.state_dir = dir;
+    o.zmq_ctx = ctx;
+    o.durable = 0;
+    o.max_message = 4096;
+    is_int(coordinator_new(&o, &c), 0, "coordinator starts");
+    pthread_create(&th, NULL, run, c);
+    sock = zmq_socket(ctx, ZMQ_DEALER);
+    zmq_connect(sock, "inproc://t");
+
+    uint8_t junk[] = {0xde, 0xad, 0xbe, 0xef, 0xff, 0xff};
+    ok(strstr(raw(junk, sizeof junk), "malformed") != NULL, "malformed protobuf refused");
+    uint8_t v9[] = {0x08, 0x09, 0xa2, 0x02, 0x00};
+    ok(strstr(raw(v9, sizeof v9), "protocol version 9 not supported") != NULL,
+       "wrong protocol version refused, naming both versions");
+    static uint8_t big[8192];
+    big[0] = 0x08;
+    big[1] = 0x01;
+    ok(strstr(raw(big, sizeof big), "exceeds the limit of 4096") != NULL,
+       "message over the size limit refused");
+
+    struct wire_msg m;
+    wire_msg_init(&m, WIRE_HELLO);
+    m.u.hello.protocol = 7;
+    ok(strstr(msg(&m), "protocol version 7") != NULL, "hello with another protocol refused");
+
+    wire_msg_init(&m, WIRE_SUBMIT);
+    snprintf(m.u.submit.params.model, WIRE_NAME_MAX, "sim");
+    snprintf(m.u.submit.params.blend, 16, "log");
+    m.u.submit.params.n_samples = 100000;
+    m.u.submit.params.clip_frames = 33;
+    m.u.submit.params.overlap = 3;
+    m.u.submit.params.width = m.u.submit.params.height = 16;
+    m.u.submit.params.steps = 0;
+    ok(strstr(msg(&m), "steps must be") != NULL, "submit with steps 0 refused");
+    m.u.submit.params.steps = 2;
+    m.u.submit.params.overlap = 9;
+    ok(strstr(msg(&m), "overlap 9") != NULL, "submit with overlap >= window refused");
+    m.u.submit.params.overlap = 3;
+    snprintf(m.u.submit.params.blend, 16, "cubic");
+    ok(strstr(msg(&m), "unknown blend scheme 'cubic'") != NULL, "unknown blend refused");
+    is_int(jobs_count(), 0, "no job was created by bad submits");
+
+    snprintf(m.u.submit.params.blend, 16, "log");
+    is_str(msg(&m), "", "a good submit is accepted");
+
+    wire_msg_init(&m, WIRE_RESULT);
+    m.u.result.job_id = 1;
+    m.u.result.task_id = 1;
+    m.u.result.attempt = 1;
+    ok(strstr(msg(&m), "not held by this worker") != NULL, "a result for a task not held refused");
+    m.u.result.task_id = 99999;
+    { const char *r = msg(&m); ok(strstr(r, "unknown task 99999") != NULL, "unknown task id refused: %s", r); }
+    m.u.result.job_id = 42;
+    ok(strstr(msg(&m), "unknown job 42") != NULL, "unknown job id refused");
+    wire_msg_init(&m, WIRE_TASK);
+    ok(strstr(msg(&m), "unexpected message 'task'") != NULL, "a coordinator-bound task refused");
+    is_int(jobs_count(), 1, "still exactly one job");
+
+    zmq_close(sock);
+    coordinator_stop(c);
+    pthread_join(th, NULL);
+    coordinator_destroy(&c);
+    zmq_ctx_term(ctx);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd) != 0)
+        diag("cannot remove %s", dir);
+    return done_testing();
+}

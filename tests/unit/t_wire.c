@@ -1,0 +1,100 @@
+/* t_wire.c - envelope round trips, version and size checks, malformed
+ * bytes, and tensor framing over a real ZeroMQ inproc pair. */
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "common/err.h"
+#include "common/log.h"
+#include "common/wire.h"
+#include "tests/tap.h"
+
+int main(void)
+{
+    struct wire_limits lim;
+    struct wire_msg m, d;
+    uint8_t *buf;
+    size_t len;
+    char err[256];
+    wire_limits_default(&lim);
+    log_set_level(LOG_LEVEL_ERROR);
+
+    wire_msg_init(&m, WIRE_SUBMIT);
+    m.request_id = 77;
+    snprintf(m.u.submit.params.model, WIRE_NAME_MAX, "sim");
+    snprintf(m.u.submit.params.prompt, WIRE_TEXT_MAX, "a singer");
+    m.u.submit.params.steps = 50;
+    m.u.submit.params.seed = 0xfedcba9876543210ull;
+    m.u.submit.priority = -3;
+    is_int(wire_encode(&m, &buf, &len), 0, "encode submit");
+    is_int(wire_decode(buf, len, &lim, &d, err, sizeof err), 0, "decode submit");
+    is_int(d.kind, WIRE_SUBMIT, "kind survives");
+    is_int(d.request_id, 77, "request id survives");
+    is_str(d.u.submit.params.prompt, "a singer", "prompt survives");
+    ok(d.u.submit.params.seed == 0xfedcba9876543210ull, "64-bit seed survives");
+    is_int(d.u.submit.priority, -3, "negative priority survives");
+    wire_msg_release(&d);
+
+    /* Truncated and garbage bytes. */
+    is_int(wire_decode(buf, len - 3, &lim, &d, err, sizeof err), ENC_EWIRE, "truncated refused");
+    ok(strstr(err, "malformed") != NULL, "says malformed: %s", err);
+    uint8_t junk[32];
+    memset(junk, 0xff, sizeof junk);
+    is_int(wire_decode(junk, sizeof junk, &lim, &d, err, sizeof err), ENC_EWIRE, "garbage refused");
+    free(buf);
+
+    /* Size limit. */
+    struct wire_limits small = {.max_envelope = 8, .max_tensor = 16};
+    wire_msg_init(&m, WIRE_STATUS);
+    wire_encode(&m, &buf, &len);
+    is_int(wire_decode(buf, len, &small, &d, err, sizeof err), 0, "small message under the limit");
+    wire_msg_release(&d);
+    free(buf);
+    wire_msg_init(&m, WIRE_HELLO);
+    snprintf(m.u.hello.name, WIRE_NAME_MAX, "a-rather-long-worker-name");
+    wire_encode(&m, &buf, &len);
+    is_int(wire_decode(buf, len, &small, &d, err, sizeof err), ENC_EWIRE, "over the limit refused");
+    ok(strstr(err, "exceeds the limit") != NULL, "says so: %s", err);
+    free(buf);
+
+    /* Empty envelope (no body) and wrong version: hand-built bytes.
+     * field 1 (version) varint 2 -> 08 02. */
+    uint8_t v2[] = {0x08, 0x02, 0xa2, 0x02, 0x00}; /* version 2, status {} */
+    is_int(wire_decode(v2, sizeof v2, &lim, &d, err, sizeof err), ENC_EWIRE, "version 2 refused");
+    ok(strstr(err, "version 2") && strstr(err, "version 1"), "names both versions: %s", err);
+    uint8_t nobody[] = {0x08, 0x01};
+    is_int(wire_decode(nobody, sizeof nobody, &lim, &d, err, sizeof err), ENC_EWIRE, "no body refused");
+
+    /* Tensor frames over inproc. */
+    void *ctx = zmq_ctx_new();
+    void *a = zmq_socket(ctx, ZMQ_PAIR), *b = zmq_socket(ctx, ZMQ_PAIR);
+    zmq_bind(a, "inproc://t");
+    zmq_connect(b, "inproc://t");
+    float data[6] = {1, 2, 3, 4, 5, 6};
+    int64_t shape[2] = {2, 3};
+    wire_msg_init(&m, WIRE_RESULT);
+    m.u.result.job_id = 5;
+    m.u.result.task_id = 9;
+    m.u.result.attempt = 2;
+    wire_msg_add_tensor(&m, WIRE_DTYPE_F32, 2, shape, data);
+    is_int(wire_send(a, NULL, 0, &m), 0, "send with a tensor");
+    is_int(wire_recv(b, NULL, NULL, 0, &lim, &d, err, sizeof err), 0, "receive it");
+    is_int(d.n_tensors, 1, "one tensor");
+    ok(d.tensors[0].nbytes == sizeof data && memcmp(d.tensors[0].data, data, sizeof data) == 0,
+       "tensor bytes survive");
+    wire_msg_release(&d);
+    /* A tensor frame whose size disagrees with its shape. */
+    m.tensors[0].nbytes = 8;
+    wire_send(a, NULL, 0, &m);
+    is_int(wire_recv(b, NULL, NULL, 0, &lim, &d, err, sizeof err), ENC_EWIRE, "bad tensor size refused");
+    ok(strstr(err, "tensor 0") != NULL, "names the tensor: %s", err);
+    /* The socket is still usable afterwards. */
+    m.tensors[0].nbytes = sizeof data;
+    wire_send(a, NULL, 0, &m);
+    is_int(wire_recv(b, NULL, NULL, 0, &lim, &d, err, sizeof err), 0, "next message fine");
+    wire_msg_release(&d);
+    zmq_close(a);
+    zmq_close(b);
+    zmq_ctx_term(ctx);
+    return done_testing();
+}

@@ -1,0 +1,557 @@
+/*
+ * agent.c - worker protocol loop and task runner (see agent.h).
+ *
+ * Session: each hello starts a session. Credits granted in a session are
+ * returned by the coordinator's bookkeeping when a result of that session
+ * arrives; a task finished after its session ended (the coordinator
+ * restarted or expired us) is still reported (it will be dropped as stale)
+ * and its slot is granted again with an explicit credit.
+ *
+ *   DISCONNECTED --connect, hello--> HELLO_SENT --hello_ack--> READY
+ *        ^                               |                      |
+ *        +--- silence > 3 beats: close, back off (0.1 s .. 5 s) +
+ *   READY --reset--> HELLO_SENT (queued tasks dropped)
+ */
+#include "agent.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "common/bf16.h"
+#include "common/err.h"
+#include "common/latent_file.h"
+#include "common/log.h"
+#include "common/wire.h"
+#include "common/xmalloc.h"
+#include "worker/sim.h"
+
+#define QUEUE_MAX 4
+#define CREDITS 2
+
+enum agent_state { ST_DISCONNECTED, ST_HELLO_SENT, ST_READY };
+
+struct job_task {
+    struct wire_msg *m; /* the task message (owns its tensor) */
+    int session;
+};
+
+struct done_task {
+    struct wire_task_ref ref;
+    int session;
+    int failed, reason;
+    char message[WIRE_ERR_MAX];
+    float *out;
+    int64_t shape[4];
+};
+
+struct cache_entry {
+    uint64_t job_id;
+    int64_t window;
+    int step;
+    uint64_t used;
+    uint16_t *data; /* [len][16][h][w] */
+    size_t cap;
+};
+
+struct agent {
+    struct agent_opts o;
+    char name[WIRE_NAME_MAX];
+    void *ctx;
+    int own_ctx;
+    void *sock, *wake_rx, *wake_tx;
+    char wake_ep[64];
+    volatile sig_atomic_t stop;
+    enum agent_state state;
+    int session;
+    int hb_ms;
+    int64_t last_heard, last_beat, last_hello;
+    int backoff_ms;
+    struct wire_limits limits;
+
+    pthread_t runner;
+    int runner_started;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct job_task queue[QUEUE_MAX];
+    int n_queue;
+    int running;                    /* the runner holds a task */
+    struct done_task done[QUEUE_MAX + 1];
+    int n_done;
+    int quit;                       /* runner exits */
+
+    struct cache_entry *cache;      /* runner-only */
+    int n_cache;
+    uint64_t use_clock;
+};
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void agent_opts_default(struct agent_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->coordinator = "tcp://127.0.0.1:7707";
+    o->backend = "sim";
+    o->device = "cpu";
+    o->model = "sim";
+    o->cache_windows = 16;
+}
+
+/* ---- runner ----------------------------------------------------------------- */
+
+static struct cache_entry *cache_find(struct agent *a, uint64_t job, int64_t k)
+{
+    for (int i = 0; i < a->n_cache; i++)
+        if (a->cache[i].data && a->cache[i].job_id == job && a->cache[i].window == k)
+            return &a->cache[i];
+    return NULL;
+}
+
+static struct cache_entry *cache_slot(struct agent *a, uint64_t job, int64_t k)
+{
+    struct cache_entry *e = cache_find(a, job, k);
+    if (e)
+        return e;
+    e = &a->cache[0];
+    for (int i = 0; i < a->n_cache; i++) {
+        if (!a->cache[i].data)
+            return &a->cache[i];
+        if (a->cache[i].used < e->used)
+            e = &a->cache[i];
+    }
+    return e;
+}
+
+static void run_task(struct agent *a, const struct wire_msg *m, struct done_task *d)
+{
+    const struct wire_task *t = &m->u.task;
+    const struct wire_job_params *p = &t->params;
+    int64_t h = p->height / 8, w = p->width / 8, fs = LATENT_CHANNELS * h * w;
+    d->ref = (struct wire_task_ref){t->job_id, t->task_id, t->attempt};
+    if (strcmp(a->o.backend, "sim") != 0) {
+        d->failed = 1;
+        d->reason = WIRE_FAIL_ERROR;
+        snprintf(d->message, sizeof d->message, "backend '%s' cannot run tasks in this build",
+                 a->o.backend);
+        return;
+    }
+    if (h < 1 || w < 1 || t->len < 1 || t->len > 1024 || p->steps < 1 ||
+        (t->n_sent > 0 && (m->n_tensors != 1 || m->tensors[0].dtype != WIRE_DTYPE_BF16 ||
+                           m->tensors[0].nbytes != (size_t)(t->n_sent * fs * 2)))) {
+        d->failed = 1;
+        d->reason = WIRE_FAIL_ERROR;
+        snprintf(d->message, sizeof d->message, "malformed task %llu of job %llu",
+                 (unsigned long long)t->task_id, (unsigned long long)t->job_id);
+        return;
+    }
+    float *x = xmalloc(sizeof(float) * (size_t)(t->len * fs));
+    struct cache_entry *ce = cache_find(a, t->job_id, t->window);
+    if (t->step == 0) {
+        sim_initial(p->seed, t->start, t->len, h, w, x);
+    } else {
+        if (t->base_step >= 0) {
+            if (!ce || ce->step != t->base_step) {
+                free(x);
+                d->failed = 1;
+                d->reason = WIRE_FAIL_CACHE_MISS;
+                snprintf(d->message, sizeof d->message, "no cached output of step %d",
+                         t->base_step);
+                return;
+            }
+            for (int64_t i = 0; i < t->len * fs; i++)
+                x[i] = bf16_to_f32(ce->data[i]);
+        }
+        const uint16_t *in = m->n_tensors ? m->tensors[0].data : NULL;
+        for (int q = 0; q < t->n_sent; q++) {
+            int32_t f = t->sent[q];
+            if (f < 0 || f >= t->len) {
+                free(x);
+                d->failed = 1;
+                d->reason = WIRE_FAIL_ERROR;
+                snprintf(d->message, sizeof d->message, "frame index %d out of range", f);
+                return;
+            }
+            for (int64_t i = 0; i < fs; i++)
+                x[f * fs + i] = bf16_to_f32(in[q * fs + i]);
+        }
+    }
+    if (a->o.sim_ms > 0) {
+        struct timespec ts = {a->o.sim_ms / 1000, (long)(a->o.sim_ms % 1000) * 1000000L};
+        while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+            ;
+    }
+    d->out = xmalloc(sizeof(float) * (size_t)(t->len * fs));
+    sim_denoise(p->seed, t->step, p->steps, t->start, t->len, h, w, x, d->out);
+    free(x);
+    d->shape[0] = t->len;
+    d->shape[1] = LATENT_CHANNELS;
+    d->shape[2] = h;
+    d->shape[3] = w;
+    if (a->n_cache > 0) {
+        ce = cache_slot(a, t->job_id, t->window);
+        size_t need = (size_t)(t->len * fs);
+        if (ce->cap < need) {
+            ce->data = xrealloc(ce->data, need * sizeof(uint16_t));
+            ce->cap = need;
+        }
+        for (size_t i = 0; i < need; i++)
+            ce->data[i] = f32_to_bf16(d->out[i]);
+        ce->job_id = t->job_id;
+        ce->window = t->window;
+        ce->step = t->step;
+        ce->used = ++a->use_clock;
+    }
+}
+
+static void *runner_main(void *arg)
+{
+    struct agent *a = arg;
+    void *wake = zmq_socket(a->ctx, ZMQ_PAIR);
+    zmq_connect(wake, a->wake_ep);
+    for (;;) {
+        pthread_mutex_lock(&a->mu);
+        while (!a->quit && a->n_queue == 0)
+            pthread_cond_wait(&a->cv, &a->mu);
+        if (a->quit && a->n_queue == 0) {
+            pthread_mutex_unlock(&a->mu);
+            break;
+        }
+        struct job_task jt = a->queue[0];
+        memmove(&a->queue[0], &a->queue[1], sizeof a->queue[0] * (size_t)(a->n_queue - 1));
+        a->n_queue--;
+        a->running = 1;
+        pthread_mutex_unlock(&a->mu);
+
+        struct done_task d;
+        memset(&d, 0, sizeof d);
+        d.session = jt.session;
+        run_task(a, jt.m, &d);
+        wire_msg_release(jt.m);
+        free(jt.m);
+
+        pthread_mutex_lock(&a->mu);
+        a->done[a->n_done++] = d;
+        a->running = 0;
+        pthread_mutex_unlock(&a->mu);
+        zmq_send(wake, "", 0, ZMQ_DONTWAIT);
+    }
+    zmq_close(wake);
+    return NULL;
+}
+
+/* ---- I/O --------------------------------------------------------------------- */
+
+static int send_simple(struct agent *a, enum wire_kind k, int n)
+{
+    struct wire_msg m;
+    wire_msg_init(&m, k);
+    if (k == WIRE_CREDIT)
+        m.u.credit.n = n;
+    return wire_send(a->sock, NULL, 0, &m);
+}
+
+static void send_hello(struct agent *a)
+{
+    struct wire_msg m;
+    wire_msg_init(&m, WIRE_HELLO);
+    m.u.hello.protocol = WIRE_PROTOCOL_VERSION;
+    snprintf(m.u.hello.name, WIRE_NAME_MAX, "%s", a->name);
+    snprintf(m.u.hello.backend, WIRE_NAME_MAX, "%s", a->o.backend);
+    snprintf(m.u.hello.device, WIRE_NAME_MAX, "%s", a->o.device);
+    m.u.hello.n_models = 1;
+    snprintf(m.u.hello.models[0], WIRE_NAME_MAX, "%s", a->o.model);
+    wire_send(a->sock, NULL, 0, &m);
+    a->state = ST_HELLO_SENT;
+    a->last_hello = now_ms();
+}
+
+static void open_socket(struct agent *a)
+{
+    int linger = 0, ivl = 100, ivl_max = 5000;
+    a->sock = zmq_socket(a->ctx, ZMQ_DEALER);
+    zmq_setsockopt(a->sock, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(a->sock, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl);
+    zmq_setsockopt(a->sock, ZMQ_RECONNECT_IVL_MAX, &ivl_max, sizeof ivl_max);
+    if (zmq_connect(a->sock, a->o.coordinator) != 0)
+        log_error("cannot connect to '%s': %s", a->o.coordinator, zmq_strerror(errno));
+    a->last_heard = now_ms();
+    send_hello(a);
+}
+
+/* drop_queued(): forget tasks not started (their session is over). */
+static void drop_queued(struct agent *a, struct wire_task_ref *handed, int *n_handed)
+{
+    pthread_mutex_lock(&a->mu);
+    for (int i = 0; i < a->n_queue; i++) {
+        if (handed && *n_handed < QUEUE_MAX)
+            handed[(*n_handed)++] = (struct wire_task_ref){a->queue[i].m->u.task.job_id,
+                                                           a->queue[i].m->u.task.task_id,
+                                                           a->queue[i].m->u.task.attempt};
+        wire_msg_release(a->queue[i].m);
+        free(a->queue[i].m);
+    }
+    a->n_queue = 0;
+    pthread_mutex_unlock(&a->mu);
+}
+
+static void send_done(struct agent *a)
+{
+    struct done_task d[QUEUE_MAX + 1];
+    int n;
+    pthread_mutex_lock(&a->mu);
+    n = a->n_done;
+    memcpy(d, a->done, sizeof d[0] * (size_t)n);
+    a->n_done = 0;
+    pthread_mutex_unlock(&a->mu);
+    for (int i = 0; i < n; i++) {
+        struct wire_msg m;
+        if (d[i].failed) {
+            wire_msg_init(&m, WIRE_TASK_FAILED);
+            m.u.task_failed.ref = d[i].ref;
+            m.u.task_failed.reason = d[i].reason;
+            memcpy(m.u.task_failed.message, d[i].message, sizeof d[i].message);
+            if (d[i].reason != WIRE_FAIL_CACHE_MISS)
+                log_warn("task %llu of job %llu failed: %s", (unsigned long long)d[i].ref.task_id,
+                         (unsigned long long)d[i].ref.job_id, d[i].message);
+        } else {
+            wire_msg_init(&m, WIRE_RESULT);
+            m.u.result = d[i].ref;
+            wire_msg_add_tensor(&m, WIRE_DTYPE_F32, 4, d[i].shape, d[i].out);
+        }
+        wire_send(a->sock, NULL, 0, &m);
+        free(d[i].out);
+        /* A task of an ended session: grant its slot again explicitly. */
+        if (d[i].session != a->session && a->state == ST_READY && !a->stop)
+            send_simple(a, WIRE_CREDIT, 1);
+    }
+}
+
+static void on_message(struct agent *a, struct wire_msg *m)
+{
+    a->last_heard = now_ms();
+    switch (m->kind) {
+    case WIRE_HELLO_ACK:
+        if (a->state != ST_HELLO_SENT)
+            break; /* a reply to a hello repeated while the coordinator was away */
+        a->state = ST_READY;
+        a->session++;
+        a->backoff_ms = 100;
+        if (m->u.hello_ack.heartbeat_ms >= 10)
+            a->hb_ms = (int)m->u.hello_ack.heartbeat_ms;
+        log_info("joined %s as worker %llu", a->o.coordinator,
+                 (unsigned long long)m->u.hello_ack.worker_id);
+        pthread_mutex_lock(&a->mu);
+        int busy = a->running + a->n_queue;
+        pthread_mutex_unlock(&a->mu);
+        if (!a->stop)
+            send_simple(a, WIRE_CREDIT, busy >= CREDITS ? 0 : CREDITS - busy);
+        break;
+    case WIRE_RESET:
+        log_info("coordinator does not know us: saying hello again");
+        drop_queued(a, NULL, NULL);
+        send_hello(a);
+        break;
+    case WIRE_TASK: {
+        struct wire_msg *copy = xmalloc(sizeof *copy);
+        *copy = *m;
+        wire_msg_init(m, WIRE_NONE); /* ownership moves to the queue */
+        pthread_mutex_lock(&a->mu);
+        if (a->n_queue < QUEUE_MAX) {
+            a->queue[a->n_queue++] = (struct job_task){copy, a->session};
+            copy = NULL;
+            pthread_cond_signal(&a->cv);
+        }
+        pthread_mutex_unlock(&a->mu);
+        if (copy) {
+            /* More tasks than credits granted: hand it straight back. */
+            struct wire_msg f;
+            wire_msg_init(&f, WIRE_TASK_FAILED);
+            f.u.task_failed.ref = (struct wire_task_ref){copy->u.task.job_id,
+                                                         copy->u.task.task_id,
+                                                         copy->u.task.attempt};
+            f.u.task_failed.reason = WIRE_FAIL_BUSY;
+            snprintf(f.u.task_failed.message, sizeof f.u.task_failed.message, "queue full");
+            wire_send(a->sock, NULL, 0, &f);
+            wire_msg_release(copy);
+            free(copy);
+        }
+        break;
+    }
+    case WIRE_ERROR:
+        log_warn("coordinator: %s", m->u.error.message);
+        break;
+    default:
+        break;
+    }
+}
+
+int agent_new(const struct agent_opts *o, struct agent **out)
+{
+    *out = NULL;
+    if (strcmp(o->backend, "sim") != 0) {
+        if (strcmp(o->backend, "engine") == 0)
+            return log_error_rc(ENC_ENOTSUP,
+                                "backend 'engine' is not available in this build yet (the DiT "
+                                "denoise step of worker/longloop is not linked in); use "
+                                "--backend sim for load tests");
+        return log_error_rc(ENC_EINVAL, "unknown backend '%s' (sim or engine)", o->backend);
+    }
+    struct agent *a = xcalloc(1, sizeof *a);
+    a->o = *o;
+    if (o->name)
+        snprintf(a->name, sizeof a->name, "%s", o->name);
+    else {
+        char host[48] = "host";
+        gethostname(host, sizeof host - 1);
+        snprintf(a->name, sizeof a->name, "%s-%d", host, (int)getpid());
+    }
+    a->ctx = o->zmq_ctx;
+    if (!a->ctx) {
+        a->ctx = zmq_ctx_new();
+        a->own_ctx = 1;
+    }
+    wire_limits_default(&a->limits);
+    a->hb_ms = 1000;
+    a->backoff_ms = 100;
+    a->n_cache = o->cache_windows > 0 ? o->cache_windows : 0;
+    a->cache = xcalloc((size_t)a->n_cache + 1, sizeof *a->cache);
+    pthread_mutex_init(&a->mu, NULL);
+    pthread_cond_init(&a->cv, NULL);
+    static int seq;
+    snprintf(a->wake_ep, sizeof a->wake_ep, "inproc://agent-wake-%p-%d", (void *)a,
+             __atomic_fetch_add(&seq, 1, __ATOMIC_RELAXED));
+    a->wake_rx = zmq_socket(a->ctx, ZMQ_PAIR);
+    zmq_bind(a->wake_rx, a->wake_ep);
+    if (pthread_create(&a->runner, NULL, runner_main, a) != 0) {
+        agent_destroy(&a);
+        return log_error_rc(ENC_EIO, "cannot start the task runner thread");
+    }
+    a->runner_started = 1;
+    *out = a;
+    return 0;
+}
+
+void agent_stop(struct agent *a)
+{
+    a->stop = 1;
+}
+
+int agent_run(struct agent *a)
+{
+    int said_bye = 0;
+    open_socket(a);
+    for (;;) {
+        zmq_pollitem_t it[2] = {{.socket = a->sock, .events = ZMQ_POLLIN},
+                                {.socket = a->wake_rx, .events = ZMQ_POLLIN}};
+        int64_t now = now_ms();
+        long timeout = a->hb_ms - (now - a->last_beat);
+        if (timeout < 0)
+            timeout = 0;
+        if (a->stop && timeout > 50)
+            timeout = 50;
+        zmq_poll(it, 2, timeout);
+        if (it[1].revents & ZMQ_POLLIN) {
+            char b;
+            while (zmq_recv(a->wake_rx, &b, 1, ZMQ_DONTWAIT) >= 0)
+                ;
+        }
+        for (;;) {
+            struct wire_msg m;
+            char err[WIRE_ERR_MAX];
+            int rc = wire_recv(a->sock, NULL, NULL, ZMQ_DONTWAIT, &a->limits, &m, err, sizeof err);
+            if (rc == ENC_ETIMEOUT || rc == ENC_EIO)
+                break;
+            if (rc == ENC_EWIRE) {
+                log_warn("bad message from the coordinator: %s", err);
+                continue;
+            }
+            on_message(a, &m);
+            wire_msg_release(&m);
+        }
+        send_done(a);
+        now = now_ms();
+        if (a->stop) {
+            if (!said_bye) {
+                /* Hand back what has not started; finish the running task. */
+                struct wire_task_ref handed[QUEUE_MAX];
+                int n = 0;
+                drop_queued(a, handed, &n);
+                pthread_mutex_lock(&a->mu);
+                int busy = a->running;
+                pthread_mutex_unlock(&a->mu);
+                if (!busy) {
+                    struct wire_msg m;
+                    wire_msg_init(&m, WIRE_BYE);
+                    m.u.bye.n = n;
+                    m.u.bye.tasks = n ? handed : NULL;
+                    wire_send(a->sock, NULL, 0, &m);
+                    said_bye = 1;
+                    log_info("stopping: handed back %d task(s)", n);
+                    break;
+                }
+            }
+        }
+        if (now - a->last_beat >= a->hb_ms) {
+            if (a->state == ST_READY)
+                send_simple(a, WIRE_HEARTBEAT, 0);
+            else if (now - a->last_hello >= a->backoff_ms) {
+                send_hello(a);
+                a->backoff_ms = a->backoff_ms * 2 > 5000 ? 5000 : a->backoff_ms * 2;
+            }
+            a->last_beat = now;
+        }
+        if (now - a->last_heard > 3 * (int64_t)a->hb_ms + a->backoff_ms) {
+            log_warn("lost coordinator %s: reconnecting in %d ms", a->o.coordinator,
+                     a->backoff_ms);
+            zmq_close(a->sock);
+            drop_queued(a, NULL, NULL);
+            struct timespec ts = {a->backoff_ms / 1000, (long)(a->backoff_ms % 1000) * 1000000L};
+            nanosleep(&ts, NULL);
+            a->backoff_ms = a->backoff_ms * 2 > 5000 ? 5000 : a->backoff_ms * 2;
+            a->state = ST_DISCONNECTED;
+            open_socket(a);
+        }
+    }
+    return 0;
+}
+
+void agent_destroy(struct agent **pa)
+{
+    struct agent *a = *pa;
+    if (!a)
+        return;
+    if (a->runner_started) {
+        pthread_mutex_lock(&a->mu);
+        a->quit = 1;
+        pthread_cond_signal(&a->cv);
+        pthread_mutex_unlock(&a->mu);
+        pthread_join(a->runner, NULL);
+    }
+    drop_queued(a, NULL, NULL);
+    for (int i = 0; i < a->n_done; i++)
+        free(a->done[i].out);
+    for (int i = 0; i < a->n_cache; i++)
+        free(a->cache[i].data);
+    free(a->cache);
+    if (a->sock)
+        zmq_close(a->sock);
+    if (a->wake_rx)
+        zmq_close(a->wake_rx);
+    if (a->own_ctx)
+        zmq_ctx_term(a->ctx);
+    pthread_mutex_destroy(&a->mu);
+    pthread_cond_destroy(&a->cv);
+    free(a);
+    *pa = NULL;
+}

@@ -1,0 +1,41 @@
+/*
+ * agent.h - the worker daemon's protocol side (DESIGN 3): a DEALER socket
+ * to the coordinator, hello, credits (one task in flight plus one
+ * prefetched), heartbeats, reconnect with backoff, clean shutdown.
+ *
+ * Two threads: the agent's I/O thread (agent_run) owns the socket and
+ * keeps heartbeating while the runner thread executes a task on the
+ * backend, so a long task never looks like a dead worker. On stop (SIGTERM)
+ * the agent hands back the task it has not started and finishes the
+ * running one, then says bye.
+ *
+ * Backends: "sim" (worker/sim.h, for load tests: --sim-ms N per task) and
+ * "engine" (the real DiT step), which refuses to start until the engine's
+ * long-loop pieces are in this build.
+ */
+#ifndef ENCORE_AGENT_H
+#define ENCORE_AGENT_H
+
+struct agent_opts {
+    const char *coordinator; /* endpoint */
+    const char *name;        /* NULL: host-pid */
+    const char *backend;     /* "sim" or "engine" */
+    const char *device;      /* "cpu", "cuda:N" */
+    const char *model;       /* model name advertised ("sim", "tiny", dir name) */
+    int sim_ms;              /* sim backend: milliseconds per task */
+    int cache_windows;       /* windows kept for affinity */
+    void *zmq_ctx;           /* NULL: own context */
+};
+
+struct agent;
+
+void agent_opts_default(struct agent_opts *o);
+/* agent_new(): ENC_EINVAL (logged) for an unknown or unavailable backend. */
+int agent_new(const struct agent_opts *o, struct agent **out);
+/* agent_run() serves until agent_stop() and the running task is done. */
+int agent_run(struct agent *a);
+/* agent_stop(): async-signal-safe. */
+void agent_stop(struct agent *a);
+void agent_destroy(struct agent **a);
+
+#endif

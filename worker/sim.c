@@ -1,0 +1,129 @@
+/*
+ * sim.c - the sim backend and the single-process reference loop (sim.h).
+ *
+ * All arithmetic is f32 with -ffp-contract=off and a fixed evaluation
+ * order, so the same inputs give the same bytes in any process.
+ */
+#include "sim.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/bf16.h"
+#include "common/blend.h"
+#include "common/err.h"
+#include "common/latent_file.h"
+#include "common/noise.h"
+#include "common/plan.h"
+#include "common/xmalloc.h"
+
+static uint64_t mix64(uint64_t z)
+{
+    z += 0x9e3779b97f4a7c15ull;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+void sim_denoise(uint64_t seed, int step, int steps, int64_t start, int64_t len, int64_t h,
+                 int64_t w, const float *x, float *out)
+{
+    int64_t fs = LATENT_CHANNELS * h * w, n = len * fs;
+    double acc = 0;
+    for (int64_t i = 0; i < n; i++)
+        acc += x[i];
+    float mean = (float)(acc / (double)n);
+    float dt = 1.0f / (float)steps;
+    for (int64_t f = 0; f < len; f++) {
+        uint64_t base = mix64(seed ^ mix64((uint64_t)(start + f) * 0x100000001b3ull ^
+                                           (uint64_t)step << 48));
+        for (int64_t i = 0; i < fs; i++) {
+            uint64_t r = mix64(base + (uint64_t)i);
+            float v = (float)(r >> 40) * (1.0f / 16777216.0f) - 0.5f;
+            float xi = x[f * fs + i];
+            out[f * fs + i] = xi + dt * (v - xi) + 0.001f * mean;
+        }
+    }
+}
+
+void sim_initial(uint64_t seed, int64_t start, int64_t len, int64_t h, int64_t w, float *x)
+{
+    int64_t fs = LATENT_CHANNELS * h * w;
+    for (int64_t f = 0; f < len; f++)
+        noise_latent_frame(seed, start + f, h, w, x + f * fs);
+}
+
+int sim_check_params(const struct wire_job_params *p, char *msg, size_t n)
+{
+    int F = (p->clip_frames - 1) / 4 + 1;
+    if (p->steps < 1 || p->steps > 10000)
+        snprintf(msg, n, "steps must be in 1..10000, not %d", p->steps);
+    else if (p->clip_frames < 5 || (p->clip_frames - 1) % 4 != 0 || p->clip_frames > 1001)
+        snprintf(msg, n, "clip frames must be 4k+1 in 5..1001, not %d", p->clip_frames);
+    else if (p->overlap < 0 || p->overlap >= F)
+        snprintf(msg, n, "overlap %d must be in 0..%d (below the window of %d latent frames)",
+                 p->overlap, F - 1, F);
+    else if (blend_parse_scheme(p->blend) < 0)
+        snprintf(msg, n, "unknown blend scheme '%s' (log or uniform)", p->blend);
+    else if (p->width < 8 || p->height < 8 || p->width % 8 || p->height % 8 ||
+             p->width > 4096 || p->height > 4096)
+        snprintf(msg, n, "size %dx%d must be multiples of 8 in 8..4096", p->width, p->height);
+    else if (p->n_samples < PLAN_SAMPLES_PER_FRAME)
+        snprintf(msg, n, "audio of %lld samples holds no video frame",
+                 (long long)p->n_samples);
+    else if (!p->model[0])
+        snprintf(msg, n, "no model named (--tiny, --models DIR or --backend sim)");
+    else
+        return 0;
+    return ENC_EINVAL;
+}
+
+int sim_render_local(const struct wire_job_params *p, uint16_t **out, int64_t *latent_frames)
+{
+    struct plan pl;
+    struct plan_params pp = {.clip_frames = p->clip_frames, .overlap = p->overlap};
+    char msg[256];
+    int rc;
+    if (sim_check_params(p, msg, sizeof msg))
+        return ENC_EINVAL;
+    if ((rc = plan_make(&pl, p->n_samples, &pp)))
+        return rc;
+    int64_t h = p->height / 8, w = p->width / 8, fs = LATENT_CHANNELS * h * w;
+    int64_t L = pl.latent_frames, F = pl.frames_per_window, O = p->overlap;
+    uint16_t *cur = xcalloc((size_t)(L * fs), 2), *next = xcalloc((size_t)(L * fs), 2);
+    float *x = xmalloc(sizeof(float) * (size_t)(F * fs));
+    float *y = xmalloc(sizeof(float) * (size_t)(F * fs));
+    float wts[64];
+    blend_weights((enum blend_scheme)blend_parse_scheme(p->blend), (int)O, wts);
+    for (int s = 0; s < p->steps; s++) {
+        for (int64_t k = 0; k < pl.n_windows; k++) {
+            const struct plan_window *win = &pl.windows[k];
+            /* Inputs always come from the previous step's merged state. */
+            if (s == 0)
+                sim_initial(p->seed, win->start, win->len, h, w, x);
+            else
+                for (int64_t i = 0; i < win->len * fs; i++)
+                    x[i] = bf16_to_f32(cur[win->start * fs + i]);
+            sim_denoise(p->seed, s, p->steps, win->start, win->len, h, w, x, y);
+            for (int64_t f = 0; f < win->len; f++) {
+                uint16_t *dst = next + (win->start + f) * fs;
+                if (k > 0 && s > 0 && f < O)
+                    blend_frame(dst, y + f * fs, dst, wts[f], fs);
+                else
+                    for (int64_t i = 0; i < fs; i++)
+                        dst[i] = f32_to_bf16(y[f * fs + i]);
+            }
+        }
+        uint16_t *t = cur;
+        cur = next;
+        next = t;
+    }
+    free(next);
+    free(x);
+    free(y);
+    plan_release(&pl);
+    *out = cur;
+    *latent_frames = L;
+    return 0;
+}
