@@ -45,7 +45,12 @@ NVCC ?= $(CUDA_HOME)/bin/nvcc
 BASE_CFLAGS += -DENCORE_CUDA -I$(CUDA_HOME)/include
 CU_SRCS := $(wildcard worker/engine/cuda/*.cu)
 CU_OBJS := $(CU_SRCS:%.cu=$(BUILD)/%.o)
-ALL_LDLIBS += -L$(CUDA_HOME)/lib64 -lcudart -lcublas
+# --fmad=false: no fused multiply-add unless written (fmaf), as -ffp-contract=off
+NVCCFLAGS ?= -O2 -g
+ALL_NVCCFLAGS = -std=c++17 $(NVCCFLAGS) -arch=$(CUDA_ARCH) --fmad=false -DENCORE_CUDA -I. \
+	-MMD -MP -Werror all-warnings -Xcompiler -Wall,-Wextra,-Wshadow,-Werror
+# nvcc's objects are C++: they need the C++ runtime when linked by $(CC)
+ALL_LDLIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart -lstdc++
 endif
 
 ifeq ($(V),1)
@@ -113,7 +118,7 @@ $(BUILD)/%.o: %.c | $(DEPS_STAMP) $(PROTO_H)
 $(BUILD)/%.o: %.cu | $(DEPS_STAMP)
 	@mkdir -p $(@D)
 	$(if $(Q),@echo "  NVCC    $<")
-	$(Q)$(NVCC) -O2 -arch=$(CUDA_ARCH) -DENCORE_CUDA -I. -c $< -o $@
+	$(Q)$(NVCC) $(ALL_NVCCFLAGS) -c $< -o $@
 
 $(LIB): $(OBJS)
 	$(if $(Q),@echo "  AR      $@")
@@ -142,6 +147,7 @@ bench: $(BINS)
 	$(BUILD)/bin/encore bench engine
 	$(BUILD)/bin/encore bench farm --workers 64 --windows 1400 --steps 50 --sim-ms 20
 	$(BUILD)/bin/encore bench render
+	$(BUILD)/bin/encore bench encoders
 
 demo: $(BINS)
 	$(BUILD)/bin/encore render examples/speech.wav examples/portrait.png -o $(BUILD)/demo.mp4
@@ -157,7 +163,7 @@ format-check:
 	clang-format --dry-run --Werror $(FORMAT_SRCS)
 
 clean:
-	rm -rf $(BUILD) build-asan
+	rm -rf $(BUILD) build-asan build-cuda
 
 -include $(OBJS:.o=.d) $(TESTS:$(BUILD)/tests/%=$(BUILD)/tests/unit/%.d) \
 	$(foreach b,$(MAINS),$(BUILD)/$(b:.c=.d))

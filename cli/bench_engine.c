@@ -103,11 +103,17 @@ int bench_engine(int argc, char **argv)
                                 .w = W, .clip_frames = (int)(4 * (F - 1) + 1)};
     if (dit_job_new(d, &in, &job) < 0 || dit_forward(d, job, x, F, 500.0f, audio, NA, out) < 0)
         goto out; /* the first forward warms caches and page-faults the weights */
-    double t0 = now();
-    for (int r = 0; r < reps; r++)
+    /* Fastest of reps, as the sgemm figure is its fastest repetition: on a
+     * shared machine the minimum is the figure least disturbed by others. */
+    double secs = 1e30;
+    for (int r = 0; r < reps; r++) {
+        double t0 = now();
         if (dit_forward(d, job, x, F, 500.0f, audio, NA, out) < 0)
             goto out;
-    double secs = (now() - t0) / reps;
+        double dt = now() - t0;
+        if (dt < secs)
+            secs = dt;
+    }
     double flops = dit_flops(c, F, H, W, NT, NCLIP, NA);
     double dit_gflops = flops / secs * 1e-9;
     int64_t tokens = 3 * F * (H / 2) * (W / 2);

@@ -67,6 +67,7 @@ const char render_opts_usage[] =
     "  --steps N (50), --seed N (42), --text-scale X (3.0), --audio-scale X (5.0), --fps N (25)\n"
     "  --samples N        use N samples of silence instead of reading AUDIO (sim jobs)\n"
     "  --threads N        cpu threads (default: one per core); --quiet: no progress\n"
+    "  --device cpu|cuda:N  where render runs the model (cuda needs a CUDA=1 build)\n"
     "  --save-latents FILE  write the final latents (safetensors, bf16 [16,L,H/8,W/8])\n";
 
 void render_opts_default(struct render_opts *r)
@@ -118,7 +119,9 @@ int render_opts_parse(struct render_opts *r, int argc, char **argv, const char *
         if (!v)
             return cli_usage_error(usage, "option '%s' needs a value or is unknown", a);
         i++;
-        if (strcmp(a, "--threads") == 0) {
+        if (strcmp(a, "--device") == 0 && for_render) {
+            r->device = v;
+        } else if (strcmp(a, "--threads") == 0) {
             if (parse_int(v, 1, 1024, &r->threads))
                 return cli_usage_error(usage, "bad thread count '%s'", v);
         } else if (strcmp(a, "--models") == 0) {

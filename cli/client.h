@@ -33,6 +33,7 @@ struct render_opts {
     const char *audio, *image;
     const char *models_dir; /* --models DIR as given (p.model holds its name) */
     int threads;            /* cpu threads; 0: one per core */
+    const char *device;     /* render: "cpu" or "cuda:N" */
     int quiet;              /* no progress lines */
 };
 

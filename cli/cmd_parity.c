@@ -16,7 +16,8 @@
 #include "worker/engine/backend.h"
 
 static const char usage[] =
-    "usage: encore parity [--weights FILE.pt|FILE.safetensors] [--threads N] FIXTURE...\n"
+    "usage: encore parity [--weights FILE.pt|FILE.safetensors] [--threads N] [--device D]\n"
+    "                     FIXTURE...\n"
     "\n"
     "Runs the module each fixture holds (its metadata 'kind': dit_forward, scheduler,\n"
     "sliding_window_loop, vae_decode, vae_encode, clip_vision, umt5_encoder, tokenizer,\n"
@@ -24,7 +25,8 @@ static const char usage[] =
     "original PyTorch code computed. Prints one line per output tensor: name, max abs\n"
     "error, max rel error, PASS/FAIL. Exits 0 only if everything passes.\n"
     "  --weights FILE   take the model weights from FILE instead of the fixture\n"
-    "  --threads N      cpu threads (default: one per core)\n";
+    "  --threads N      cpu threads (default: one per core)\n"
+    "  --device D       cpu (default) or cuda:N in a CUDA=1 build\n";
 
 static const struct {
     const char *kind;
@@ -80,7 +82,7 @@ static int run_fixture(const char *path, const char *weights, struct backend *be
 
 int cmd_parity(const struct global_opts *g, int argc, char **argv)
 {
-    const char *weights = NULL;
+    const char *weights = NULL, *device = "cpu";
     int threads = 0, i = 1, failed = 0, status = EXIT_STATUS_OK;
 
     (void)g;
@@ -90,6 +92,8 @@ int cmd_parity(const struct global_opts *g, int argc, char **argv)
             return EXIT_STATUS_OK;
         } else if (strcmp(argv[i], "--weights") == 0 && i + 1 < argc) {
             weights = argv[++i];
+        } else if (strcmp(argv[i], "--device") == 0 && i + 1 < argc) {
+            device = argv[++i];
         } else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) {
             char *end;
             long v = strtol(argv[++i], &end, 10);
@@ -102,7 +106,7 @@ int cmd_parity(const struct global_opts *g, int argc, char **argv)
     }
     if (i >= argc)
         return cli_usage_error(usage, "parity: no fixture given");
-    struct backend *be = backend_open("cpu", threads);
+    struct backend *be = backend_open(device, threads);
     if (!be)
         return EXIT_STATUS_FAILURE;
     for (; i < argc; i++) {

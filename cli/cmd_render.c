@@ -81,6 +81,7 @@ static int render_engine(const struct render_opts *r, int size_given)
     rp.fps = r->p.fps;
     rp.save_latents = r->save_latents;
     rp.threads = r->threads;
+    rp.device = r->device;
     rp.quiet = r->quiet;
     if (!r->output)
         return cli_usage_error(usage, "render: no output file (-o OUT.mp4)");

@@ -152,7 +152,7 @@ int render_local(const struct render_params *rp, const char *audio_path, const c
         goto out;
     image = xmalloc((size_t)(3 * rp->width * rp->height) * sizeof(float));
     media_image_to_chw(&img, image);
-    be = backend_open("cpu", rp->threads);
+    be = backend_open(rp->device ? rp->device : "cpu", rp->threads);
     if (!be) {
         rc = ENC_EDEVICE;
         goto out;

@@ -28,6 +28,7 @@ struct render_params {
     float text_scale, audio_scale;
     int fps;               /* 25 (the model's rate; others are refused) */
     int segment_latents;   /* decode segment length (DECODE_SEGMENT_LATENTS) */
+    const char *device;    /* backend: "cpu" (default) or "cuda:N" (a CUDA=1 build) */
     int threads;           /* cpu threads; 0: one per core */
     const char *save_latents; /* write the final latents here (safetensors), or NULL */
     const char *work_dir;  /* chunks go here; NULL: a temporary directory */

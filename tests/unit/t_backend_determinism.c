@@ -148,6 +148,16 @@ int main(void)
         }
     }
 
+    /* attention's 4-wide and AVX2 row kernels agree to the byte */
+    setenv("ENCORE_NO_AVX2", "1", 1);
+    is_int(run_all(2, got, bytes), 0, "all ops run with the 4-wide row kernels");
+    unsetenv("ENCORE_NO_AVX2");
+    ok(memcmp(ref[OUT_ATT], got[OUT_ATT], bytes[OUT_ATT]) == 0 &&
+           memcmp(ref[OUT_ATT_SHORT], got[OUT_ATT_SHORT], bytes[OUT_ATT_SHORT]) == 0,
+       "attention: 4-wide row kernels == the default path, byte for byte");
+    for (int i = 0; i < OUT_COUNT; i++)
+        free(got[i]);
+
     struct backend *be = backend_open("cpu", 2);
     struct shared_run runs[2] = {{be, ref[OUT_LIN_F32], ref[OUT_ATT], 0},
                                  {be, ref[OUT_LIN_F32], ref[OUT_ATT], 0}};

@@ -225,6 +225,21 @@ int main(void)
     unlink(path2);
     rmdir(dir);
 
+    /* In-memory seeded tower (benchmarks): runs, and a bad config is refused. */
+    {
+        struct clip_config rc;
+        clip_config_tiny(&rc);
+        struct clip *mr = NULL;
+        float *o = xmalloc((size_t)(rc.n_tokens * rc.dim) * sizeof(float));
+        ok(clip_init_random(be, &rc, 5, &mr) == 0 &&
+               clip_forward(mr, image, H, W, o, NULL, NULL) == 0,
+           "seeded in-memory tower runs");
+        clip_destroy(&mr);
+        rc.n_tokens = 5;
+        is_int(clip_init_random(be, &rc, 5, &mr), ENC_EINVAL, "inconsistent config refused");
+        free(o);
+    }
+
     for (int i = 0; i < N_STAGES; i++)
         free(stages[i].got);
     free(image);

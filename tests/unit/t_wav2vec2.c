@@ -266,6 +266,31 @@ int main(void)
     unlink(path2);
     rmdir(dir);
 
+    /* In-memory seeded model (benchmarks), a small configuration. */
+    {
+        struct wav2vec2_config rc;
+        wav2vec2_config_tiny(&rc);
+        rc.hidden = 64;
+        rc.n_heads = 4;
+        rc.ffn = 128;
+        rc.pos_groups = 4;
+        struct wav2vec2 *mr = NULL;
+        int64_t n = 8000, nf = 0;
+        float *x = xmalloc((size_t)n * sizeof(float));
+        float *o = xmalloc((size_t)(wav2vec2_frames(n) * rc.hidden) * sizeof(float));
+        for (int64_t i = 0; i < n; i++)
+            x[i] = (float)sin(0.02 * (double)i);
+        ok(wav2vec2_init_random(be, &rc, 9, &mr) == 0 && wav2vec2_forward(mr, x, n, o, &nf) == 0 &&
+               nf == 24 && all_finite(o, nf * rc.hidden),
+           "seeded in-memory model encodes 0.5 s into 24 frames");
+        ok(wav2vec2_bench(mr, 0.1, 1) > 0, "bench reports a positive rate");
+        wav2vec2_destroy(&mr);
+        rc.pos_groups = 5;
+        is_int(wav2vec2_init_random(be, &rc, 9, &mr), ENC_EINVAL, "inconsistent config refused");
+        free(x);
+        free(o);
+    }
+
     wav2vec2_destroy(&m);
     wav2vec2_destroy(&m1);
     ckpt_close(&fx);

@@ -66,6 +66,20 @@ void clip_config_tiny(struct clip_config *c)
     c->eps = 1e-5f;
 }
 
+void clip_config_vit_h(struct clip_config *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->dim = 1280;
+    c->patch = 14;
+    c->grid = 16;
+    c->image_size = 224;
+    c->n_tokens = 257;
+    c->n_blocks = 32;
+    c->n_heads = 16;
+    c->mlp = 5120;
+    c->eps = 1e-5f;
+}
+
 const struct clip_config *clip_get_config(const struct clip *m)
 {
     return &m->cfg;
@@ -246,6 +260,27 @@ int clip_load(struct backend *be, struct ckpt *const *cks, int n_cks, struct cli
 fail:
     clip_destroy(&m);
     return rc;
+}
+
+int clip_init_random(struct backend *be, const struct clip_config *cfg, uint64_t seed,
+                     struct clip **out)
+{
+    *out = NULL;
+    int rc = config_check(cfg);
+    if (rc < 0)
+        return rc;
+    struct clip *m = xcalloc(1, sizeof(*m));
+    m->be = be;
+    m->cfg = *cfg;
+    m->src.be = be;
+    m->src.seeded = 1;
+    m->src.seed = seed;
+    if (bind_all(m, &m->src) < 0) {
+        clip_destroy(&m);
+        return ENC_ENOMEM;
+    }
+    *out = m;
+    return 0;
 }
 
 void clip_destroy(struct clip **mp)

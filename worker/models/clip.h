@@ -45,6 +45,17 @@ int clip_load(struct backend *be, struct ckpt *const *cks, int n_cks, struct cli
 void clip_destroy(struct clip **m);
 const struct clip_config *clip_get_config(const struct clip *m);
 
+/*
+ * clip_init_random() builds a tower of configuration cfg with seeded random
+ * weights in memory (benchmarks); same distributions as the tiny model
+ * file. Returns 0 or ENC_EINVAL / ENC_ENOMEM.
+ */
+int clip_init_random(struct backend *be, const struct clip_config *cfg, uint64_t seed,
+                     struct clip **out);
+
+/* clip_config_vit_h() fills the real ViT-H/14 configuration (1280 wide, 16
+ * heads, 224 px, 257 tokens, 32 blocks of which 31 run, MLP 5120). */
+void clip_config_vit_h(struct clip_config *cfg);
 /* clip_config_tiny() fills the configuration `encore model init --tiny`
  * writes: width 64, 4 heads, image 56 (17 tokens), 3 blocks (2 run). */
 void clip_config_tiny(struct clip_config *cfg);

@@ -73,7 +73,8 @@ int64_t wav2vec2_frames(int64_t n_samples);
 
 /*
  * wav2vec2_normalize() is the processor's per-slice normalisation:
- * out = (x - mean) / sqrt(var + 1e-7), population variance. out may alias x.
+ * out = (x - mean) / sqrt(var + 1e-7), population variance, with numpy 1.x
+ * float32 rounding (bit-exact to the processor). out may alias x.
  */
 void wav2vec2_normalize(const float *x, int64_t n, float *out);
 

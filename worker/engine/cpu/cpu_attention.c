@@ -14,6 +14,7 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/err.h"
@@ -23,73 +24,156 @@
 #define ATT_KB 256
 #define LANES 8 /* score rows are padded to whole groups of 8 */
 
-/* GCC/clang vector extensions: 4 floats, one SSE/NEON register. Only IEEE
- * add, sub, mul and bit operations are used, so the bytes equal a scalar
- * evaluation whatever the target's SIMD width. */
-#define VW 4
+/* Score rows are processed with GCC/clang vector extensions: 4 floats (one
+ * SSE/NEON register) everywhere, 8 (one AVX2 register) where the cpu has
+ * AVX2, picked once at run time. Both evaluate the same IEEE add, sub, mul
+ * and bit operations per element (no FMA), and sums run in the same 8
+ * logical lanes, so the two paths give identical bytes. */
 typedef float v4f __attribute__((vector_size(16)));
 typedef int32_t v4i __attribute__((vector_size(16)));
+typedef float v8f __attribute__((vector_size(32)));
+typedef int32_t v8i __attribute__((vector_size(32)));
 
-/* exp_row() sets p[c] = e^(p[c] - m) for c < n (n a multiple of 8, every
- * p[c] <= m): Cephes' expf (range reduction by ln 2 in two parts, degree-5
- * polynomial, about 1 ulp); arguments below -87 are clamped (e^-87 ~ 1.6e-38,
- * negligible against the row maximum's 1). */
-static void exp_row(float *p, int64_t n, float m)
-{
-    const v4f lo = (v4f){0} - 87.0f;
-    for (int64_t c = 0; c < n; c += VW) {
-        v4f x;
-        memcpy(&x, p + c, sizeof x);
-        x = x - m;
-        v4i lt = x < lo;
-        x = (v4f)((lt & (v4i)lo) | (~lt & (v4i)x));
-        v4f t = x * 1.44269504088896341f + 12582912.0f; /* 1.5*2^23: round to integer */
-        v4f n_ = t - 12582912.0f;
-        v4f r = x - n_ * 0.693359375f;
-        r = r - n_ * -2.12194440e-4f;
-        v4f q = (v4f){0} + 1.9875691500e-4f;
-        q = q * r + 1.3981999507e-3f;
-        q = q * r + 8.3334519073e-3f;
-        q = q * r + 4.1665795894e-2f;
-        q = q * r + 1.6666665459e-1f;
-        q = q * r + 5.0000001201e-1f;
-        v4f y = q * r * r + r + 1.0f;
-        v4i e = ((v4i)t - 0x4B400000 + 127) << 23; /* 2^n */
-        y = y * (v4f)e;
-        memcpy(p + c, &y, sizeof y);
-    }
-}
+/* EXPF_V(VF, VI, x) replaces x (lanes <= 0) by e^x: Cephes' expf (range
+ * reduction by ln 2 in two parts, degree-5 polynomial, about 1 ulp), with
+ * arguments below -87 clamped (e^-87 ~ 1.6e-38, negligible next to the row
+ * maximum's 1). */
+#define EXPF_V(VF, VI, x)                                                                          \
+    do {                                                                                           \
+        const VF lo_ = (VF){0} - 87.0f;                                                            \
+        VI lt_ = (x) < lo_;                                                                        \
+        (x) = (VF)((lt_ & (VI)lo_) | (~lt_ & (VI)(x)));                                            \
+        VF t_ = (x)*1.44269504088896341f + 12582912.0f; /* 1.5*2^23: round to integer */           \
+        VF n_ = t_ - 12582912.0f;                                                                  \
+        VF r_ = (x)-n_ * 0.693359375f;                                                             \
+        r_ = r_ - n_ * -2.12194440e-4f;                                                            \
+        VF q_ = (VF){0} + 1.9875691500e-4f;                                                        \
+        q_ = q_ * r_ + 1.3981999507e-3f;                                                           \
+        q_ = q_ * r_ + 8.3334519073e-3f;                                                           \
+        q_ = q_ * r_ + 4.1665795894e-2f;                                                           \
+        q_ = q_ * r_ + 1.6666665459e-1f;                                                           \
+        q_ = q_ * r_ + 5.0000001201e-1f;                                                           \
+        VF y_ = q_ * r_ * r_ + r_ + 1.0f;                                                          \
+        VI e_ = ((VI)t_ - 0x4B400000 + 127) << 23; /* 2^n */                                       \
+        (x) = y_ * (VF)e_;                                                                         \
+    } while (0)
 
-/* row_max() is the largest of p[0..n) (n a multiple of 8), found lane-wise. */
-static float row_max(const float *p, int64_t n)
+/* The row kernels, for n a multiple of LANES:
+ * row_max() is the largest of p[0..n);
+ * row_exp() sets p[c] = e^(p[c] - m) (every p[c] <= m);
+ * row_sum() adds p[0..n) in LANES lanes (lane i takes p[i], p[i+8], ...),
+ * then the lanes in order, in double. */
+static float row_max4(const float *p, int64_t n)
 {
     v4f mx;
     memcpy(&mx, p, sizeof mx);
-    for (int64_t c = VW; c < n; c += VW) {
+    for (int64_t c = 4; c < n; c += 4) {
         v4f x;
         memcpy(&x, p + c, sizeof x);
         v4i gt = x > mx;
         mx = (v4f)((gt & (v4i)x) | (~gt & (v4i)mx));
     }
     float m = mx[0];
-    for (int i = 1; i < VW; i++)
+    for (int i = 1; i < 4; i++)
         m = mx[i] > m ? mx[i] : m;
     return m;
 }
 
-/* row_sum() adds p[0..n) in 8 lanes, then the lanes in order, in double. */
-static double row_sum(const float *p, int64_t n)
+static void row_exp4(float *p, int64_t n, float m)
 {
-    v4f acc = {0};
-    for (int64_t c = 0; c < n; c += VW) {
+    for (int64_t c = 0; c < n; c += 4) {
         v4f x;
         memcpy(&x, p + c, sizeof x);
-        acc = acc + x;
+        x = x - m;
+        EXPF_V(v4f, v4i, x);
+        memcpy(p + c, &x, sizeof x);
+    }
+}
+
+static double row_sum4(const float *p, int64_t n)
+{
+    v4f a0 = {0}, a1 = {0};
+    for (int64_t c = 0; c < n; c += 8) {
+        v4f x0, x1;
+        memcpy(&x0, p + c, sizeof x0);
+        memcpy(&x1, p + c + 4, sizeof x1);
+        a0 = a0 + x0;
+        a1 = a1 + x1;
     }
     double s = 0.0;
-    for (int i = 0; i < VW; i++)
-        s += acc[i];
+    for (int i = 0; i < 4; i++)
+        s += a0[i];
+    for (int i = 0; i < 4; i++)
+        s += a1[i];
     return s;
+}
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define HAVE_AVX2_PATH 1
+#define AVX2 __attribute__((target("avx2")))
+
+static AVX2 float row_max8(const float *p, int64_t n)
+{
+    v8f mx;
+    memcpy(&mx, p, sizeof mx);
+    for (int64_t c = 8; c < n; c += 8) {
+        v8f x;
+        memcpy(&x, p + c, sizeof x);
+        v8i gt = x > mx;
+        mx = (v8f)((gt & (v8i)x) | (~gt & (v8i)mx));
+    }
+    float m = mx[0];
+    for (int i = 1; i < 8; i++)
+        m = mx[i] > m ? mx[i] : m;
+    return m;
+}
+
+static AVX2 void row_exp8(float *p, int64_t n, float m)
+{
+    for (int64_t c = 0; c < n; c += 8) {
+        v8f x;
+        memcpy(&x, p + c, sizeof x);
+        x = x - m;
+        EXPF_V(v8f, v8i, x);
+        memcpy(p + c, &x, sizeof x);
+    }
+}
+
+static AVX2 double row_sum8(const float *p, int64_t n)
+{
+    v8f a = {0};
+    for (int64_t c = 0; c < n; c += 8) {
+        v8f x;
+        memcpy(&x, p + c, sizeof x);
+        a = a + x;
+    }
+    double s = 0.0;
+    for (int i = 0; i < 8; i++)
+        s += a[i];
+    return s;
+}
+#endif
+
+struct row_kernels {
+    float (*max)(const float *p, int64_t n);
+    void (*exp)(float *p, int64_t n, float m);
+    double (*sum)(const float *p, int64_t n);
+};
+
+/* row_kernels_pick() chooses the widest path this cpu runs; ENCORE_NO_AVX2
+ * set forces the 4-wide one (the tests compare both). */
+static struct row_kernels row_kernels_pick(void)
+{
+    struct row_kernels k = {row_max4, row_exp4, row_sum4};
+#ifdef HAVE_AVX2_PATH
+    const char *off = getenv("ENCORE_NO_AVX2");
+    if (!(off && *off) && __builtin_cpu_supports("avx2")) {
+        k.max = row_max8;
+        k.exp = row_exp8;
+        k.sum = row_sum8;
+    }
+#endif
+    return k;
 }
 
 static int64_t min64(int64_t a, int64_t b)
@@ -124,6 +208,7 @@ struct att_job {
     int64_t n_qblk;
     float scale;
     struct cpu_ctx *ctx;
+    struct row_kernels rk;
 };
 
 static void att_task(void *arg, int64_t task, int tid)
@@ -157,12 +242,12 @@ static void att_task(void *arg, int64_t task, int tid)
             float *s = S + r * j->ks;
             for (int64_t c = nk; c < nk8; c++)
                 s[c] = s[0]; /* pad to whole groups; zeroed after exp */
-            float mx = row_max(s, nk8);
+            float mx = j->rk.max(s, nk8);
             double m_new = (double)mx > m[r] ? (double)mx : m[r];
-            exp_row(s, nk8, (float)m_new);
+            j->rk.exp(s, nk8, (float)m_new);
             for (int64_t c = nk; c < nk8; c++)
                 s[c] = 0.0f;
-            double sum = row_sum(s, nk8);
+            double sum = j->rk.sum(s, nk8);
             if (k0 > 0) {
                 float corr = (float)exp(m[r] - m_new);
                 if (corr != 1.0f) {
@@ -209,6 +294,7 @@ int cpu_attention(struct backend *be, struct tensor *o, const struct tensor *q,
         .kb = min64(Tk, ATT_KB),
         .scale = scale,
         .ctx = c,
+        .rk = row_kernels_pick(),
     };
     j.n_qblk = (Tq + j.qb - 1) / j.qb;
     j.ks = (j.kb + LANES - 1) / LANES * LANES;

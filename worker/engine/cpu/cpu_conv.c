@@ -135,16 +135,17 @@ static void conv_task(void *arg, int64_t task, int tid)
         wt = wbuf;
     }
     float *yt = j->y + row0 * j->P + p0;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nco, (int)np, (int)j->Kg, 1.0f, wt,
-                (int)j->Kg, col, (int)np, 0.0f, yt, (int)j->P);
+    /* with a bias the tile starts as b and the product is added (beta 1) */
     if (j->b) {
         for (int64_t r = 0; r < nco; r++) {
             float bias = j->b[row0 + r];
             float *yr = yt + r * j->P;
             for (int64_t i = 0; i < np; i++)
-                yr[i] += bias;
+                yr[i] = bias;
         }
     }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nco, (int)np, (int)j->Kg, 1.0f, wt,
+                (int)j->Kg, col, (int)np, j->b ? 1.0f : 0.0f, yt, (int)j->P);
 }
 
 int cpu_conv3d(struct backend *be, struct tensor *y, const struct tensor *x, const struct tensor *w,

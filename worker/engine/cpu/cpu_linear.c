@@ -52,16 +52,13 @@ static void linear_task(void *arg, int64_t task, int tid)
         wt = s;
     }
     float *yt = j->y + m0 * j->N + n0;
+    /* with a bias, the tile starts as b and the product is added (beta 1),
+     * as torch's addmm does; that also spares sgemm its zeroing pass */
+    if (j->b)
+        for (int64_t i = 0; i < mm; i++)
+            memcpy(yt + i * j->N, j->b + n0, (size_t)nn * sizeof(float));
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)mm, (int)nn, (int)j->K, 1.0f,
-                j->x + m0 * j->K, (int)j->K, wt, (int)j->K, 0.0f, yt, (int)j->N);
-    if (j->b) {
-        for (int64_t i = 0; i < mm; i++) {
-            float *row = yt + i * j->N;
-            const float *bb = j->b + n0;
-            for (int64_t c = 0; c < nn; c++)
-                row[c] += bb[c];
-        }
-    }
+                j->x + m0 * j->K, (int)j->K, wt, (int)j->K, j->b ? 1.0f : 0.0f, yt, (int)j->N);
 }
 
 int cpu_linear(struct backend *be, struct tensor *y, const struct tensor *x, const struct tensor *w,
