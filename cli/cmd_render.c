@@ -133,6 +133,7 @@ static int render_farm(struct render_opts *r)
     struct embed_opts eo = {.state_dir = state, .ep = ep, .workers = r->workers,
                             .backend = r->backend, .model = r->p.model,
                             .models_dir = r->models_dir, .threads = r->threads,
+                            .device = r->device,
                             .sim_ms = r->sim_ms, .durable = 1};
     if (embed_start_opts(&e, &eo))
         return EXIT_STATUS_FAILURE;

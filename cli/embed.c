@@ -84,6 +84,8 @@ int embed_start_opts(struct embed **out, const struct embed_opts *o)
         ao.model = o->model;
         ao.models_dir = o->models_dir;
         ao.threads = o->threads;
+        if (o->device)
+            ao.device = o->device;
         if (ao.threads <= 0 && strcmp(o->backend, "sim") != 0) {
             long cores = sysconf(_SC_NPROCESSORS_ONLN);
             ao.threads = cores / workers > 1 ? (int)(cores / workers) : 1;

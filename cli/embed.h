@@ -20,6 +20,7 @@ struct embed_opts {
     const char *model;      /* the model name workers advertise ("sim", "tiny", dir name) */
     const char *models_dir; /* engine: NULL for the tiny model */
     int threads;            /* engine: cpu threads per worker; 0: cores / workers */
+    const char *device;     /* engine: "cpu" (NULL) or "cuda:N" */
     int sim_ms;
     int durable;
 };
