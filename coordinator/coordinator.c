@@ -170,6 +170,8 @@ static int dirty_cmp(const void *a, const void *b)
 /* write_windows(): the rows of the windows changed since the last call. */
 static void write_windows(struct coordinator *c)
 {
+    if (c->n_dirty == 0)
+        return;
     qsort(c->dirty, c->n_dirty, sizeof *c->dirty, dirty_cmp);
     for (size_t i = 0; i < c->n_dirty; i++) {
         struct sched_job *j = c->dirty[i].job;
