@@ -673,7 +673,7 @@ int coordinator_new(const struct coordinator_opts *o, struct coordinator **out)
      * faulting them in again each turn. Bounded by one turn's peak, not by
      * video length. */
     mallopt(M_MMAP_THRESHOLD, 32 << 20);
-    mallopt(M_TRIM_THRESHOLD, 64 << 20);
+    mallopt(M_TRIM_THRESHOLD, 16 << 20);
     c->o = *o;
     c->state_dir = xstrdup(o->state_dir);
     wire_limits_default(&c->limits);
