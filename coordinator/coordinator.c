@@ -58,6 +58,8 @@ struct coordinator {
     int db_error;
     struct dirty_window { struct sched_job *job; int64_t k; } *dirty;
     size_t n_dirty, cap_dirty; /* windows changed this turn, written once at its end */
+    struct seen_window { uint64_t job_id; int64_t k; } *seen; /* the same, as a hash set */
+    size_t n_seen, cap_seen;   /* cap: a power of two; job_id 0 = empty */
 };
 
 static int64_t now_ms(void)
@@ -147,11 +149,50 @@ static void flush(struct coordinator *c)
 
 /* ---- hooks: persist what the scheduler changed ------------------------------ */
 
+/* ---- windows changed in the open turn ---------------------------------------- */
+
+static size_t seen_slot(const struct coordinator *c, uint64_t job_id, int64_t k)
+{
+    uint64_t h = job_id * 0x9e3779b97f4a7c15ull ^ (uint64_t)k * 0xc2b2ae3d27d4eb4full;
+    size_t i = (size_t)(h >> 17) & (c->cap_seen - 1);
+    while (c->seen[i].job_id && (c->seen[i].job_id != job_id || c->seen[i].k != k))
+        i = (i + 1) & (c->cap_seen - 1);
+    return i;
+}
+
+static int seen_has(const struct coordinator *c, const struct sched_job *j, int64_t k)
+{
+    return c->n_seen > 0 && c->seen[seen_slot(c, j->row.id, k)].job_id != 0;
+}
+
+static void seen_add(struct coordinator *c, const struct sched_job *j, int64_t k)
+{
+    if (2 * (c->n_seen + 1) > c->cap_seen) {
+        struct seen_window *old = c->seen;
+        size_t old_cap = c->cap_seen;
+        c->cap_seen = old_cap ? 2 * old_cap : 1024;
+        c->seen = xcalloc(c->cap_seen, sizeof *c->seen);
+        for (size_t i = 0; i < old_cap; i++)
+            if (old[i].job_id)
+                c->seen[seen_slot(c, old[i].job_id, old[i].k)] = old[i];
+        free(old);
+    }
+    size_t i = seen_slot(c, j->row.id, k);
+    if (!c->seen[i].job_id) {
+        c->seen[i] = (struct seen_window){j->row.id, k};
+        c->n_seen++;
+    }
+}
+
 /* A result changes its window's row twice (received, then final): the
- * rows are written once per turn, in write_windows(). */
+ * rows are written once per turn, in write_windows(). The store keeps one
+ * step of history per window (two parity slots, one head), so a window may
+ * move at most one step per commit: its next task waits for the commit
+ * when the open turn changed it (send_task). */
 static void hook_window(void *ctx, struct sched_job *j, int64_t k)
 {
     struct coordinator *c = ctx;
+    seen_add(c, j, k);
     if (c->n_dirty == c->cap_dirty) {
         c->cap_dirty = c->cap_dirty ? 2 * c->cap_dirty : 256;
         c->dirty = xrealloc(c->dirty, sizeof *c->dirty * c->cap_dirty);
@@ -186,6 +227,10 @@ static void write_windows(struct coordinator *c)
             c->db_error = 1;
     }
     c->n_dirty = 0;
+    if (c->n_seen) {
+        memset(c->seen, 0, sizeof *c->seen * c->cap_seen);
+        c->n_seen = 0;
+    }
 }
 
 static void hook_job(void *ctx, struct sched_job *j)
@@ -589,7 +634,10 @@ static void send_task(struct coordinator *c, struct sched_worker *w, const struc
     const struct sched_window *win = &j->win[t->k];
     struct outmsg *o = reply(c, w->rid, w->rid_len, WIRE_TASK, 0);
     struct wire_task *wt = &o->m.u.task;
-    o->early = 1;
+    /* Before the commit only when the open turn left this window as the
+     * store has it durably: else its result could overwrite the slot or head
+     * that the last commit still points at. */
+    o->early = !seen_has(c, j, t->k);
     wt->job_id = j->row.id;
     wt->task_id = t->task_id;
     wt->attempt = t->attempt;
@@ -839,6 +887,7 @@ void coordinator_destroy(struct coordinator **pc)
     }
     free(c->out);
     free(c->dirty);
+    free(c->seen);
     if (c->sock)
         zmq_close(c->sock);
     if (c->own_ctx)
