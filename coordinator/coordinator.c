@@ -187,8 +187,19 @@ static void seen_add(struct coordinator *c, const struct sched_job *j, int64_t k
 /* A result changes its window's row twice (received, then final): the
  * rows are written once per turn, in write_windows(). The store keeps one
  * step of history per window (two parity slots, one head), so a window may
- * move at most one step per commit: its next task waits for the commit
- * when the open turn changed it (send_task). */
+ * move at most one step per commit: a result for a window the open turn
+ * already changed first ends the turn (result_needs_commit()). */
+static int result_needs_commit(struct coordinator *c, const struct wire_msg *m)
+{
+    if (m->kind != WIRE_RESULT || c->n_seen == 0)
+        return 0;
+    struct sched_job *j = sched_job_find(c->sched, m->u.result.job_id);
+    if (!j || m->u.result.task_id < 1 || j->row.params.steps < 1)
+        return 0;
+    int64_t k = (int64_t)((m->u.result.task_id - 1) / (uint64_t)j->row.params.steps);
+    return k < j->n_windows && seen_has(c, j, k);
+}
+
 static void hook_window(void *ctx, struct sched_job *j, int64_t k)
 {
     struct coordinator *c = ctx;
@@ -634,10 +645,7 @@ static void send_task(struct coordinator *c, struct sched_worker *w, const struc
     const struct sched_window *win = &j->win[t->k];
     struct outmsg *o = reply(c, w->rid, w->rid_len, WIRE_TASK, 0);
     struct wire_task *wt = &o->m.u.task;
-    /* Before the commit only when the open turn left this window as the
-     * store has it durably: else its result could overwrite the slot or head
-     * that the last commit still points at. */
-    o->early = !seen_has(c, j, t->k);
+    o->early = 1;
     wt->job_id = j->row.id;
     wt->task_id = t->task_id;
     wt->attempt = t->attempt;
@@ -852,6 +860,16 @@ int coordinator_run(struct coordinator *c)
                 c->st.bad_messages++;
                 reply_error(c, rid, rid_len, 0, ENC_EWIRE, "%s", err);
                 continue;
+            }
+            if (result_needs_commit(c, &m)) {
+                /* This window already moved in the open turn: commit that
+                 * first, so the store never holds two uncommitted steps. */
+                int erc = end_turn(c);
+                if (erc || store_begin(c->store)) {
+                    wire_msg_release(&m);
+                    return erc ? erc : ENC_EDB;
+                }
+                turn_start = now_ms();
             }
             handle(c, rid, rid_len, &m);
             wire_msg_release(&m);
