@@ -33,20 +33,20 @@ static inline uint16_t f32_to_bf16(float f)
  * same bits as the scalar functions. */
 static inline void bf16_to_f32_n(float *__restrict dst, const uint16_t *__restrict src, int64_t n)
 {
-    int64_t i = 0;
-    for (; i + 16 <= n; i += 16)
+    int64_t nb = n > 0 ? n - n % 16 : 0;
+    for (int64_t i = 0; i < nb; i += 16)
         for (int q = 0; q < 16; q++) {
             uint32_t u = (uint32_t)src[i + q] << 16;
             memcpy(&dst[i + q], &u, 4);
         }
-    for (; i < n; i++)
+    for (int64_t i = nb; i < n; i++)
         dst[i] = bf16_to_f32(src[i]);
 }
 
 static inline void f32_to_bf16_n(uint16_t *__restrict dst, const float *__restrict src, int64_t n)
 {
-    int64_t i = 0;
-    for (; i + 16 <= n; i += 16)
+    int64_t nb = n > 0 ? n - n % 16 : 0;
+    for (int64_t i = 0; i < nb; i += 16)
         for (int q = 0; q < 16; q++) {
             uint32_t u;
             memcpy(&u, &src[i + q], 4);
@@ -54,7 +54,7 @@ static inline void f32_to_bf16_n(uint16_t *__restrict dst, const float *__restri
             uint32_t nan = (u >> 16) | 0x40;
             dst[i + q] = (uint16_t)((u & 0x7fffffffu) > 0x7f800000u ? nan : r);
         }
-    for (; i < n; i++)
+    for (int64_t i = nb; i < n; i++)
         dst[i] = f32_to_bf16(src[i]);
 }
 

@@ -85,13 +85,16 @@ void blend_frame(uint16_t *dst_bf16, const float *cur, const uint16_t *prev_bf16
                  int64_t n)
 {
     float wp = 1.0f - w;
-    float v[64];
-    /* Blocks through a float buffer: the same IEEE operations per value, but
-     * the loops vectorize; dst may alias prev (the reference loop does). */
-    for (int64_t i = 0; i < n; i += 64) {
-        int64_t m = n - i < 64 ? n - i : 64;
-        for (int64_t q = 0; q < m; q++)
+    float v[16];
+    int64_t i = 0;
+    /* Blocks of 16 through a float buffer: the same IEEE operations per
+     * value, but the loops vectorize; dst may alias prev (the reference
+     * loop does: each block is read before it is written). */
+    for (; i + 16 <= n; i += 16) {
+        for (int q = 0; q < 16; q++)
             v[q] = cur[i + q] * w + bf16_to_f32(prev_bf16[i + q]) * wp;
-        f32_to_bf16_n(dst_bf16 + i, v, m);
+        f32_to_bf16_n(dst_bf16 + i, v, 16);
     }
+    for (; i < n; i++)
+        dst_bf16[i] = f32_to_bf16(cur[i] * w + bf16_to_f32(prev_bf16[i]) * wp);
 }

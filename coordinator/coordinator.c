@@ -72,6 +72,8 @@ struct coordinator {
     int db_error;
     struct dirty_window { struct sched_job *job; int64_t k; } *dirty;
     size_t n_dirty, cap_dirty; /* windows changed this turn, written once at its end */
+    struct seen_window { uint64_t job_id; int64_t k; } *seen; /* the same, as a hash set */
+    size_t n_seen, cap_seen;   /* cap: a power of two; job_id 0 = empty */
 };
 
 static int64_t now_ms(void)
@@ -166,11 +168,61 @@ static void flush(struct coordinator *c)
 
 /* ---- hooks: persist what the scheduler changed ------------------------------ */
 
+/* ---- windows changed in the open turn ---------------------------------------- */
+
+static size_t seen_slot(const struct coordinator *c, uint64_t job_id, int64_t k)
+{
+    uint64_t h = job_id * 0x9e3779b97f4a7c15ull ^ (uint64_t)k * 0xc2b2ae3d27d4eb4full;
+    size_t i = (size_t)(h >> 17) & (c->cap_seen - 1);
+    while (c->seen[i].job_id && (c->seen[i].job_id != job_id || c->seen[i].k != k))
+        i = (i + 1) & (c->cap_seen - 1);
+    return i;
+}
+
+static int seen_has(const struct coordinator *c, const struct sched_job *j, int64_t k)
+{
+    return c->n_seen > 0 && c->seen[seen_slot(c, j->row.id, k)].job_id != 0;
+}
+
+static void seen_add(struct coordinator *c, const struct sched_job *j, int64_t k)
+{
+    if (2 * (c->n_seen + 1) > c->cap_seen) {
+        struct seen_window *old = c->seen;
+        size_t old_cap = c->cap_seen;
+        c->cap_seen = old_cap ? 2 * old_cap : 1024;
+        c->seen = xcalloc(c->cap_seen, sizeof *c->seen);
+        for (size_t i = 0; i < old_cap; i++)
+            if (old[i].job_id)
+                c->seen[seen_slot(c, old[i].job_id, old[i].k)] = old[i];
+        free(old);
+    }
+    size_t i = seen_slot(c, j->row.id, k);
+    if (!c->seen[i].job_id) {
+        c->seen[i] = (struct seen_window){j->row.id, k};
+        c->n_seen++;
+    }
+}
+
 /* A result changes its window's row twice (received, then final): the
- * rows are written once per turn, in write_windows(). */
+ * rows are written once per turn, in write_windows(). The store keeps one
+ * step of history per window (two parity slots, one head), so a window may
+ * move at most one step per commit: a result for a window the open turn
+ * already changed first ends the turn (result_needs_commit()). */
+static int result_needs_commit(struct coordinator *c, const struct wire_msg *m)
+{
+    if (m->kind != WIRE_RESULT || c->n_seen == 0)
+        return 0;
+    struct sched_job *j = sched_job_find(c->sched, m->u.result.job_id);
+    if (!j || m->u.result.task_id < 1 || j->row.params.steps < 1)
+        return 0;
+    int64_t k = (int64_t)((m->u.result.task_id - 1) / (uint64_t)j->row.params.steps);
+    return k < j->n_windows && seen_has(c, j, k);
+}
+
 static void hook_window(void *ctx, struct sched_job *j, int64_t k)
 {
     struct coordinator *c = ctx;
+    seen_add(c, j, k);
     if (c->n_dirty == c->cap_dirty) {
         c->cap_dirty = c->cap_dirty ? 2 * c->cap_dirty : 256;
         c->dirty = xrealloc(c->dirty, sizeof *c->dirty * c->cap_dirty);
@@ -205,6 +257,10 @@ static void write_windows(struct coordinator *c)
             c->db_error = 1;
     }
     c->n_dirty = 0;
+    if (c->n_seen) {
+        memset(c->seen, 0, sizeof *c->seen * c->cap_seen);
+        c->n_seen = 0;
+    }
 }
 
 static void hook_job(void *ctx, struct sched_job *j)
@@ -1124,7 +1180,7 @@ int coordinator_new(const struct coordinator_opts *o, struct coordinator **out)
      * faulting them in again each turn. Bounded by one turn's peak, not by
      * video length. */
     mallopt(M_MMAP_THRESHOLD, 32 << 20);
-    mallopt(M_TRIM_THRESHOLD, 64 << 20);
+    mallopt(M_TRIM_THRESHOLD, 16 << 20);
     c->o = *o;
     c->state_dir = xstrdup(o->state_dir);
     wire_limits_default(&c->limits);
@@ -1263,6 +1319,16 @@ int coordinator_run(struct coordinator *c)
                 reply_error(c, rid, rid_len, 0, ENC_EWIRE, "%s", err);
                 continue;
             }
+            if (result_needs_commit(c, &m)) {
+                /* This window already moved in the open turn: commit that
+                 * first, so the store never holds two uncommitted steps. */
+                int erc = end_turn(c);
+                if (erc || store_begin(c->store)) {
+                    wire_msg_release(&m);
+                    return erc ? erc : ENC_EDB;
+                }
+                turn_start = now_ms();
+            }
             handle(c, rid, rid_len, &m);
             wire_msg_release(&m);
             got++;
@@ -1298,6 +1364,7 @@ void coordinator_destroy(struct coordinator **pc)
     }
     free(c->out);
     free(c->dirty);
+    free(c->seen);
     if (c->sock)
         zmq_close(c->sock);
     if (c->own_ctx)

@@ -764,7 +764,7 @@ int agent_new(const struct agent_opts *o, struct agent **out)
     /* Each task allocates and frees the same tensor-sized buffers: keep the
      * freed pages rather than trim and fault them in again (see coordinator.c). */
     mallopt(M_MMAP_THRESHOLD, 32 << 20);
-    mallopt(M_TRIM_THRESHOLD, 64 << 20);
+    mallopt(M_TRIM_THRESHOLD, 16 << 20);
     struct agent *a = xcalloc(1, sizeof *a);
     a->o = *o;
     if (o->name)

@@ -12,7 +12,8 @@ cleanup() {
     wait 2>/dev/null
     rm -rf "$T"
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'exit 1' INT TERM # runs cleanup through EXIT, and stops the test
 
 check() { # check DESCRIPTION COMMAND...
     _desc=$1; shift
