@@ -28,6 +28,7 @@
 #include "cli/client.h"
 #include "cli/commands.h"
 #include "cli/embed.h"
+#include "common/fsutil.h"
 #include "common/log.h"
 #include "common/parse.h"
 #include "coordinator/coordinator.h"
@@ -288,10 +289,7 @@ int bench_farm(int argc, char **argv)
      * this whole process. */
     long rss = threads ? status_kb(0, "VmHWM") : status_kb(fm.child, "VmHWM");
     farm_stop(&fm);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "bench farm: cannot remove '%s'\n", dir);
+    fs_remove_tree(dir);
     if (rc || strcmp(ji.state, "done") != 0) {
         fprintf(stderr, "encore bench farm: the job did not finish (%s)\n", ji.state);
         return 1;

@@ -18,6 +18,7 @@
 #include "cli/embed.h"
 #include "common/blend.h"
 #include "common/err.h"
+#include "common/fsutil.h"
 #include "common/latent_file.h"
 #include "common/log.h"
 #include "common/media.h"
@@ -169,10 +170,7 @@ static int render_farm(struct render_opts *r)
     }
     embed_stop(&e);
     if (!r->state_dir) {
-        char cmd[128];
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
-        if (system(cmd) != 0)
-            fprintf(stderr, "encore render: cannot remove '%s'\n", tmp);
+        fs_remove_tree(tmp);
     }
     return rc;
 }

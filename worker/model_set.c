@@ -2,11 +2,9 @@
  * model_set.c - find, open and load the parts of a model directory (see
  * model_set.h), and write encore's tiny model.
  */
-#define _XOPEN_SOURCE 700 /* nftw */
 #include "model_set.h"
 
 #include <errno.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +12,7 @@
 #include <unistd.h>
 
 #include "../common/err.h"
+#include "../common/fsutil.h"
 #include "../common/json.h"
 #include "../common/log.h"
 #include "../common/xmalloc.h"
@@ -254,27 +253,6 @@ void model_set_destroy(struct model_set **msp)
 
 /* ---- the tiny model ---------------------------------------------------- */
 
-static int mkdir_p(const char *path)
-{
-    char *buf = xstrdup(path);
-    int rc = 0;
-    for (char *p = buf + 1;; p++) {
-        if (*p != '/' && *p != 0)
-            continue;
-        char c = *p;
-        *p = 0;
-        if (mkdir(buf, 0755) < 0 && errno != EEXIST) {
-            rc = log_error_rc(ENC_EIO, "cannot create directory '%s': %s", buf, strerror(errno));
-            break;
-        }
-        *p = c;
-        if (!c)
-            break;
-    }
-    free(buf);
-    return rc;
-}
-
 static int write_tiny_dit(const char *path, uint64_t seed)
 {
     struct clip_config cc;
@@ -313,7 +291,7 @@ int model_set_write_tiny(const char *dir, uint64_t seed)
         char *path = join(dir, tiny_parts[i].rel);
         char *slash = strrchr(path, '/');
         *slash = 0;
-        int rc = mkdir_p(path);
+        int rc = fs_mkdir_p(path);
         *slash = '/';
         /* distinct seeds per part so no two parts share weights */
         if (rc == 0)
@@ -326,23 +304,6 @@ int model_set_write_tiny(const char *dir, uint64_t seed)
         free(path);
     }
     return 0;
-}
-
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    remove(path); /* best effort: a leftover is harmless */
-    return 0;
-}
-
-/* remove_tree() deletes dir and everything under it, if it exists. */
-static void remove_tree(const char *dir)
-{
-    struct stat st;
-    if (stat(dir, &st) == 0)
-        nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 char *model_set_tiny_dir(uint64_t seed)
@@ -364,7 +325,7 @@ char *model_set_tiny_dir(uint64_t seed)
         /* Written beside the final name, then renamed: a concurrent or
          * interrupted writer never leaves a half model behind. */
         char *tmp = xasprintf("%s.tmp.%d", dir, (int)getpid());
-        int rc = mkdir_p(tmp);
+        int rc = fs_mkdir_p(tmp);
         if (rc == 0)
             rc = model_set_write_tiny(tmp, seed);
         if (rc == 0) {
@@ -377,7 +338,7 @@ char *model_set_tiny_dir(uint64_t seed)
                 rc = log_error_rc(ENC_EIO, "cannot move the tiny model into '%s': %s", dir,
                                   strerror(errno));
         }
-        remove_tree(tmp); /* nothing left when the rename happened */
+        fs_remove_tree(tmp); /* nothing left when the rename happened */
         free(tmp);
         if (rc < 0) {
             free(dir);

@@ -6,10 +6,8 @@
  * hundred MB for an hour at 480x832); decoded frames stream into the chunk
  * encoder and are never all in memory.
  */
-#define _XOPEN_SOURCE 700 /* nftw, mkdtemp */
 #include "render_local.h"
 
-#include <ftw.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +15,7 @@
 #include <unistd.h>
 
 #include "../common/err.h"
+#include "../common/fsutil.h"
 #include "../common/log.h"
 #include "../common/media.h"
 #include "../common/plan.h"
@@ -103,15 +102,6 @@ static int save_latents(const char *path, const float *lat, int64_t L, int64_t h
         rc = st_writer_write(st, path);
     st_writer_destroy(&st);
     return rc;
-}
-
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    remove(path);
-    return 0;
 }
 
 int render_local(const struct render_params *rp, const char *audio_path, const char *image_path,
@@ -258,7 +248,7 @@ out:
     }
     free(chunks);
     if (own_work)
-        nftw(work, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+        fs_remove_tree(work);
     free(work);
     prepared_release(&prep);
     plan_release(&plan);
