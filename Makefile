@@ -147,6 +147,7 @@ bench: $(BINS)
 	$(BUILD)/bin/encore bench engine
 	$(BUILD)/bin/encore bench farm --workers 64 --windows 1400 --steps 50 --sim-ms 20
 	$(BUILD)/bin/encore bench render
+	$(BUILD)/bin/encore bench render --seconds 10 --mid
 	$(BUILD)/bin/encore bench encoders
 
 demo: $(BINS)
