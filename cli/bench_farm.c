@@ -184,6 +184,24 @@ static double farm_cpu(struct farm *f)
     return f->e ? embed_coordinator_cpu(f->e) : proc_cpu(f->child);
 }
 
+/* farm_agent_stats(): the workers' runner figures, summed. */
+static void farm_agent_stats(struct farm *f, struct agent_stats *sum)
+{
+    if (f->e) {
+        embed_agent_stats(f->e, sum);
+        return;
+    }
+    memset(sum, 0, sizeof *sum);
+    for (int i = 0; i < f->n; i++)
+        if (f->a[i]) {
+            struct agent_stats st;
+            agent_get_stats(f->a[i], &st);
+            sum->tasks += st.tasks;
+            sum->busy_s += st.busy_s;
+            sum->starved_s += st.starved_s;
+        }
+}
+
 static void farm_stop(struct farm *f)
 {
     if (f->e) {
@@ -288,6 +306,8 @@ int bench_farm(int argc, char **argv)
     /* Peak resident memory: of the coordinator process, or (--threads) of
      * this whole process. */
     long rss = threads ? status_kb(0, "VmHWM") : status_kb(fm.child, "VmHWM");
+    struct agent_stats ws;
+    farm_agent_stats(&fm, &ws);
     farm_stop(&fm);
     fs_remove_tree(dir);
     if (rc || strcmp(ji.state, "done") != 0) {
@@ -303,14 +323,19 @@ int bench_farm(int argc, char **argv)
     double tps = tasks / makespan;
     double cpu = (cpu1 - cpu0) / tasks;
     double bpt = (double)ji.bytes_sent / tasks, bptn = (double)ji.bytes_full / tasks;
+    /* Where the workers' time went: per task, running it (N ms plus the
+     * worker's own overhead) and waiting with nothing queued. */
+    double busy_ms = ws.tasks ? ws.busy_s * 1e3 / (double)ws.tasks : 0;
+    double starved_ms = ws.tasks ? ws.starved_s * 1e3 / (double)ws.tasks : 0;
     if (json) {
         printf("{\"workers\":%d,\"windows\":%d,\"steps\":%d,\"sim_ms\":%d,\"tasks\":%.0f,"
                "\"makespan_s\":%.4f,\"ideal_s\":%.4f,\"efficiency\":%.4f,\"tasks_per_s\":%.1f,"
                "\"coordinator_cpu_per_task_s\":%.3e,\"bytes_per_task\":%.1f,"
                "\"bytes_per_task_no_affinity\":%.1f,\"%s\":%ld,"
+               "\"worker_busy_ms_per_task\":%.3f,\"worker_starved_ms_per_task\":%.3f,"
                "\"durable\":%s,\"workers_as\":\"%s\"}\n",
                W, K, S, N, tasks, makespan, ideal, eff, tps, cpu, bpt, bptn,
-               threads ? "process_rss_bytes" : "coordinator_rss_bytes", rss,
+               threads ? "process_rss_bytes" : "coordinator_rss_bytes", rss, busy_ms, starved_ms,
                durable ? "true" : "false", threads ? "threads" : "threads of another process");
     } else {
         printf("farm: %d workers, %d windows x %d steps = %.0f tasks, %d ms each%s\n", W, K, S,
@@ -320,6 +345,8 @@ int bench_farm(int argc, char **argv)
         printf("  throughput        %.1f tasks/s\n", tps);
         printf("  coordinator CPU   %.1f us/task\n", cpu * 1e6);
         printf("  bytes/task        %.0f with affinity, %.0f without\n", bpt, bptn);
+        printf("  per worker task   %.3f ms running, %.3f ms starved (nothing queued)\n",
+               busy_ms, starved_ms);
         printf("  %s %.1f MiB peak\n",
                threads ? "process RSS      " : "coordinator RSS  ", rss / 1048576.0);
     }

@@ -31,6 +31,9 @@ void *embed_ctx(struct embed *e);
 /* embed_coordinator_cpu() is the coordinator thread's CPU seconds so far. */
 double embed_coordinator_cpu(struct embed *e);
 struct coordinator *embed_coordinator(struct embed *e);
+struct agent_stats;
+/* embed_agent_stats(): the workers' agent_stats, summed. */
+void embed_agent_stats(struct embed *e, struct agent_stats *sum);
 void embed_stop(struct embed **e);
 
 #endif

@@ -112,6 +112,7 @@ struct agent {
     struct done_task done[QUEUE_MAX + 1];
     int n_done;
     int quit;                       /* runner exits */
+    struct agent_stats stats;       /* under mu */
 
     struct cache_entry *cache;      /* runner-only */
     int n_cache;
@@ -123,6 +124,20 @@ struct agent {
     struct model_set *ms;
     struct job_cache jobs[JOB_CACHE];
 };
+
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+void agent_get_stats(struct agent *a, struct agent_stats *st)
+{
+    pthread_mutex_lock(&a->mu);
+    *st = a->stats;
+    pthread_mutex_unlock(&a->mu);
+}
 
 static int64_t now_ms(void)
 {
@@ -580,10 +595,14 @@ static void *runner_main(void *arg)
     prctl(PR_SET_NAME, "encore-runner", 0, 0, 0);
     void *wake = zmq_socket(a->ctx, ZMQ_PAIR);
     zmq_connect(wake, a->wake_ep);
+    double idle_from = 0;
     for (;;) {
         pthread_mutex_lock(&a->mu);
         while (!a->quit && a->n_queue == 0)
             pthread_cond_wait(&a->cv, &a->mu);
+        double t0 = mono_s();
+        if (idle_from > 0)
+            a->stats.starved_s += t0 - idle_from;
         if (a->quit && a->n_queue == 0) {
             pthread_mutex_unlock(&a->mu);
             break;
@@ -604,6 +623,9 @@ static void *runner_main(void *arg)
         pthread_mutex_lock(&a->mu);
         a->done[a->n_done++] = d;
         a->running = 0;
+        idle_from = mono_s();
+        a->stats.tasks++;
+        a->stats.busy_s += idle_from - t0;
         pthread_mutex_unlock(&a->mu);
         zmq_send(wake, "", 0, ZMQ_DONTWAIT);
     }

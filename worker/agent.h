@@ -19,6 +19,8 @@
 #ifndef ENCORE_AGENT_H
 #define ENCORE_AGENT_H
 
+#include <stdint.h>
+
 struct agent_opts {
     const char *coordinator; /* endpoint */
     const char *name;        /* NULL: host-pid */
@@ -42,5 +44,14 @@ int agent_run(struct agent *a);
 /* agent_stop(): async-signal-safe. */
 void agent_stop(struct agent *a);
 void agent_destroy(struct agent **a);
+
+/* What the runner did: tasks run, seconds spent on them, and seconds it
+ * waited with no task queued after its first one (time the coordinator
+ * left this worker starved). */
+struct agent_stats {
+    uint64_t tasks;
+    double busy_s, starved_s;
+};
+void agent_get_stats(struct agent *a, struct agent_stats *st);
 
 #endif
