@@ -160,7 +160,7 @@ struct wire_msg {
         struct { uint64_t worker_id; uint32_t heartbeat_ms, lease_ms; } hello_ack;
         struct { int n; } credit;
         struct wire_task task;
-        struct wire_task_ref result;                 /* tensor 0: f32 output */
+        struct wire_task_ref result;                 /* denoise: head f32, rest bf16 */
         struct { struct wire_task_ref ref; int reason; char message[WIRE_ERR_MAX]; } task_failed;
         struct { struct wire_task_ref ref; int accepted; char reason[WIRE_ERR_MAX]; } result_ack;
         struct { int n; struct wire_task_ref *tasks; } bye; /* tasks owned by the message */

@@ -489,6 +489,14 @@ static void on_hello(struct coordinator *c, const uint8_t *rid, size_t rid_len,
     o->m.u.hello_ack.lease_ms = (uint32_t)c->o.lease_ms;
 }
 
+/* latent_tensor_is(): t is a dtype tensor of n latent frames of job j. */
+static int latent_tensor_is(const struct wire_tensor *t, enum wire_dtype dtype, int64_t n,
+                            const struct sched_job *j)
+{
+    return t->dtype == dtype && t->ndim == 4 && t->shape[0] == n &&
+           t->shape[1] == LATENT_CHANNELS && t->shape[2] == j->h && t->shape[3] == j->w;
+}
+
 static enum sched_verdict on_result(struct coordinator *c, struct sched_worker *w,
                                     const uint8_t *rid, size_t rid_len, const struct wire_msg *m,
                                     int failed)
@@ -594,20 +602,22 @@ static enum sched_verdict on_result(struct coordinator *c, struct sched_worker *
         o->m.u.result_ack.accepted = 1;
         return v;
     }
+    /* Denoise: the head f32 [n_head, 16, h, w], n_head = min(O, len), then
+     * the other frames bf16 (scheduler.h, sched_accept). */
     const struct sched_window *win = &j->win[t.k];
-    const struct wire_tensor *tt = &m->tensors[0];
-    if (m->n_tensors != 1 || tt->dtype != WIRE_DTYPE_F32 || tt->ndim != 4 ||
-        tt->shape[0] != win->len || tt->shape[1] != LATENT_CHANNELS || tt->shape[2] != j->h ||
-        tt->shape[3] != j->w) {
+    int64_t nh = j->row.params.overlap < win->len ? j->row.params.overlap : win->len;
+    if (m->n_tensors != 2 || !latent_tensor_is(&m->tensors[0], WIRE_DTYPE_F32, nh, j) ||
+        !latent_tensor_is(&m->tensors[1], WIRE_DTYPE_BF16, win->len - nh, j)) {
         reply_error(c, rid, rid_len, m->request_id, ENC_EINVAL,
-                    "result for job %llu task %llu must carry one f32 tensor [%lld, 16, %lld, "
-                    "%lld]",
-                    (unsigned long long)r.job_id, (unsigned long long)r.task_id,
-                    (long long)win->len, (long long)j->h, (long long)j->w);
+                    "result for job %llu task %llu must carry an f32 tensor [%lld, 16, %lld, "
+                    "%lld] and a bf16 tensor [%lld, 16, %lld, %lld]",
+                    (unsigned long long)r.job_id, (unsigned long long)r.task_id, (long long)nh,
+                    (long long)j->h, (long long)j->w, (long long)(win->len - nh),
+                    (long long)j->h, (long long)j->w);
         sched_requeue(c->sched, &t);
         return v;
     }
-    sched_accept(c->sched, &t, tt->data, w->id);
+    sched_accept(c->sched, &t, m->tensors[0].data, m->tensors[1].data, w->id);
     c->st.results++;
     if (store_task_finish(c->store, j->row.id, t.k, t.step, "done", now_wall()))
         c->db_error = 1;

@@ -8,8 +8,10 @@
  * cancels never search the heap.
  *
  * Latent I/O goes through latent_file_write_X and _read_X (pwrite/pread, no page
- * faults). A result whose predecessor is already final at that step is
- * blended straight from the received f32 output and written once; only a
+ * faults). A result carries its first min(O, len) frames in f32 and the
+ * others already rounded to bf16 (stored as received). A result whose
+ * predecessor is already final at that step is blended straight from the
+ * received f32 head and written once; only a
  * result that must wait keeps its first O frames as f32 in the store's head
  * (so after a crash, received_step == final_step + 1 with k > 0 and step > 0
  * means exactly "the head is in the store"). Per result the work is
@@ -892,25 +894,32 @@ static int check_range(const struct sched_job *j, int64_t a, int64_t b)
     return 1;
 }
 
-void sched_accept(struct sched *s, const struct sched_task *t, const float *out, uint64_t by)
+void sched_accept(struct sched *s, const struct sched_task *t, const float *head,
+                  const uint16_t *rest, uint64_t by)
 {
     struct sched_job *j = t->job;
     struct sched_window *w = &j->win[t->k];
     int O = j->row.params.overlap;
-    int n_head = (t->k > 0 && t->step > 0) ? O : 0;
+    int64_t nh = O < w->len ? O : w->len;
+    /* Frames [0, nb) are blended (kept in f32 until then); frames [nb, nh)
+     * of the head are rounded here; the rest arrive rounded. */
+    int64_t nb = (t->k > 0 && t->step > 0) ? nh : 0;
     /* The predecessor's value at this step is final: blend now, write once. */
-    int blended = n_head > 0 && j->win[t->k - 1].final_step >= t->step;
-    s->buf16 = scratch(s->buf16, &s->cap16, sizeof(uint16_t) * (size_t)(w->len * j->fs));
-    f32_to_bf16_n(s->buf16 + n_head * j->fs, out + n_head * j->fs, (w->len - n_head) * j->fs);
+    int blended = nb > 0 && j->win[t->k - 1].final_step >= t->step;
+    s->buf16 = scratch(s->buf16, &s->cap16, sizeof(uint16_t) * (size_t)(nh * j->fs + 1));
+    f32_to_bf16_n(s->buf16 + nb * j->fs, head + nb * j->fs, (nh - nb) * j->fs);
     if (blended) {
-        blend_head(s, j, t->k, t->step, out, s->buf16);
-        latent_file_write_slot(j->lf, t->step & 1, t->k, 0, s->buf16, w->len);
+        blend_head(s, j, t->k, t->step, head, s->buf16);
+        latent_file_write_slot(j->lf, t->step & 1, t->k, 0, s->buf16, nh);
     } else {
-        if (n_head)
-            latent_file_write_head(j->lf, t->k, out, n_head);
-        latent_file_write_slot(j->lf, t->step & 1, t->k, n_head, s->buf16 + n_head * j->fs,
-                               w->len - n_head);
+        if (nb)
+            latent_file_write_head(j->lf, t->k, head, nb);
+        if (nh > nb)
+            latent_file_write_slot(j->lf, t->step & 1, t->k, nb, s->buf16 + nb * j->fs,
+                                   nh - nb);
     }
+    if (w->len > nh)
+        latent_file_write_slot(j->lf, t->step & 1, t->k, nh, rest, w->len - nh);
     w->received_step = t->step;
     w->state = SCHED_WIN_WAITING;
     w->owner = 0;

@@ -215,12 +215,17 @@ enum sched_verdict sched_check_result(struct sched *s, struct sched_worker *w,
                                       const struct sched_ref *r, struct sched_task *t);
 
 /*
- * sched_accept() stores the output of task t (checked SCHED_OK), out
- * [len][16][h][w] f32, into the latent store, blends what became final and
- * marks what became ready. by is the worker that produced it (affinity).
+ * sched_accept() stores the output of task t (checked SCHED_OK) into the
+ * latent store, blends what became final and marks what became ready. The
+ * output comes as the Result's two tensors: head, its first n_head =
+ * min(O, len) frames in f32 [n_head][16][h][w] (for k > 0 and step > 0
+ * they are blended with v_{k-1} before rounding; otherwise rounded to bf16
+ * here), and rest, the other len - n_head frames already rounded to bf16
+ * [len - n_head][16][h][w] (f32_to_bf16, stored as they are). by is the
+ * worker that produced it (affinity).
  */
-void sched_accept(struct sched *s, const struct sched_task *t, const float *out,
-                  uint64_t by);
+void sched_accept(struct sched *s, const struct sched_task *t, const float *head,
+                  const uint16_t *rest, uint64_t by);
 
 /* sched_accept_unit() marks prepare or decode task t (checked SCHED_OK)
  * done, its output stored by the caller; wakes what waited on it. */

@@ -61,10 +61,14 @@ struct done_task {
     int session;
     int failed, reason;
     char message[WIRE_ERR_MAX];
-    void *out;               /* the result tensor: f32 window output or u8 file */
-    enum wire_dtype dtype;
-    int ndim;
-    int64_t shape[4];
+    void *out;               /* one buffer holding the result's tensors */
+    int n_out;               /* tensors: 1 (u8 file) or 2 (denoise: head f32, rest bf16) */
+    struct {
+        enum wire_dtype dtype;
+        int ndim;
+        int64_t shape[4];
+        size_t off;          /* byte offset in out; the last tensor's is 0 */
+    } t[2];
 };
 
 /* A prepared job this worker holds (engine): the encoders' outputs, the
@@ -196,9 +200,11 @@ static int load_bytes(const char *path, struct done_task *d)
         d->out = NULL;
         return ENC_EIO;
     }
-    d->dtype = WIRE_DTYPE_U8;
-    d->ndim = 1;
-    d->shape[0] = n;
+    d->n_out = 1;
+    d->t[0].dtype = WIRE_DTYPE_U8;
+    d->t[0].ndim = 1;
+    d->t[0].shape[0] = n;
+    d->t[0].off = 0;
     return 0;
 }
 
@@ -489,6 +495,52 @@ static struct cache_entry *cache_slot(struct agent *a, uint64_t job, int64_t k)
     return e;
 }
 
+/* result_tensors(): the result of denoise task t from its output out
+ * [len][16][h][w] f32: tensor 0 the first n_head = min(O, len) frames in
+ * f32 (the coordinator blends them), tensor 1 the other frames rounded to
+ * bf16 (what the coordinator stores), in one buffer with tensor 1 first so
+ * that it leaves without a copy. The affinity cache keeps the whole window
+ * in bf16, tensor 1 included, converted once. */
+static void result_tensors(struct agent *a, const struct wire_task *t, const float *out,
+                           struct done_task *d)
+{
+    const struct wire_job_params *p = &t->params;
+    int64_t h = p->height / 8, w = p->width / 8, fs = LATENT_CHANNELS * h * w;
+    int64_t nh = p->overlap < t->len ? p->overlap : t->len, nr = t->len - nh;
+    size_t rest_bytes = sizeof(uint16_t) * (size_t)(nr * fs);
+    size_t off = (rest_bytes + 63) & ~(size_t)63;
+    uint8_t *buf = xmalloc(off + sizeof(float) * (size_t)(nh * fs) + 1);
+    uint16_t *rest = (uint16_t *)buf;
+    f32_to_bf16_n(rest, out + nh * fs, nr * fs);
+    memcpy(buf + off, out, sizeof(float) * (size_t)(nh * fs));
+    d->out = buf;
+    d->n_out = 2;
+    int64_t n[2] = {nh, nr};
+    for (int q = 0; q < 2; q++) {
+        d->t[q].dtype = q == 0 ? WIRE_DTYPE_F32 : WIRE_DTYPE_BF16;
+        d->t[q].ndim = 4;
+        d->t[q].shape[0] = n[q];
+        d->t[q].shape[1] = LATENT_CHANNELS;
+        d->t[q].shape[2] = h;
+        d->t[q].shape[3] = w;
+        d->t[q].off = q == 0 ? off : 0;
+    }
+    if (a->n_cache > 0) {
+        struct cache_entry *ce = cache_slot(a, t->job_id, t->window);
+        size_t need = (size_t)(t->len * fs);
+        if (ce->cap < need) {
+            ce->data = xrealloc(ce->data, need * sizeof(uint16_t));
+            ce->cap = need;
+        }
+        f32_to_bf16_n(ce->data, out, nh * fs);
+        memcpy(ce->data + nh * fs, rest, rest_bytes);
+        ce->job_id = t->job_id;
+        ce->window = t->window;
+        ce->step = t->step;
+        ce->used = ++a->use_clock;
+    }
+}
+
 static void run_task(struct agent *a, const struct wire_msg *m, struct done_task *d)
 {
     const struct wire_task *t = &m->u.task;
@@ -510,7 +562,7 @@ static void run_task(struct agent *a, const struct wire_msg *m, struct done_task
         return;
     }
     int n_lat = t->n_sent > 0 ? 1 : 0;
-    if (h < 1 || w < 1 || t->len < 1 || t->len > 1024 || p->steps < 1 ||
+    if (h < 1 || w < 1 || t->len < 1 || t->len > 1024 || p->steps < 1 || p->overlap < 0 ||
         m->n_tensors != n_lat + (t->prepared ? 1 : 0) ||
         (t->n_sent > 0 && (m->tensors[0].dtype != WIRE_DTYPE_BF16 ||
                            m->tensors[0].nbytes != (size_t)(t->n_sent * fs * 2)))) {
@@ -567,26 +619,8 @@ static void run_task(struct agent *a, const struct wire_msg *m, struct done_task
         free(out);
         return;
     }
-    d->out = out;
-    d->dtype = WIRE_DTYPE_F32;
-    d->ndim = 4;
-    d->shape[0] = t->len;
-    d->shape[1] = LATENT_CHANNELS;
-    d->shape[2] = h;
-    d->shape[3] = w;
-    if (a->n_cache > 0) {
-        ce = cache_slot(a, t->job_id, t->window);
-        size_t need = (size_t)(t->len * fs);
-        if (ce->cap < need) {
-            ce->data = xrealloc(ce->data, need * sizeof(uint16_t));
-            ce->cap = need;
-        }
-        f32_to_bf16_n(ce->data, out, (int64_t)need);
-        ce->job_id = t->job_id;
-        ce->window = t->window;
-        ce->step = t->step;
-        ce->used = ++a->use_clock;
-    }
+    result_tensors(a, t, out, d);
+    free(out);
 }
 
 static void *runner_main(void *arg)
@@ -710,9 +744,13 @@ static void send_done(struct agent *a)
         } else {
             wire_msg_init(&m, WIRE_RESULT);
             m.u.result = d[i].ref;
-            wire_msg_add_tensor(&m, d[i].dtype, d[i].ndim, d[i].shape, d[i].out);
+            for (int q = 0; q < d[i].n_out; q++)
+                wire_msg_add_tensor(&m, d[i].t[q].dtype, d[i].t[q].ndim, d[i].t[q].shape,
+                                    (uint8_t *)d[i].out + d[i].t[q].off);
         }
-        wire_send_take(a->sock, NULL, 0, &m, d[i].out); /* the output leaves without a copy */
+        /* The last tensor (at offset 0) leaves without a copy; ZeroMQ frees
+         * the buffer once it is sent. */
+        wire_send_take(a->sock, NULL, 0, &m, d[i].out);
         /* A task of an ended session: grant its slot again explicitly. */
         if (d[i].session != a->session && a->state == ST_READY && !a->stop)
             send_simple(a, WIRE_CREDIT, 1);

@@ -64,6 +64,93 @@ static int jobs_count(void)
     return n;
 }
 
+/* recv_kind(): the next message of kind k on s (others skipped), within 3 s;
+ * 0 or -1. */
+static int recv_kind(void *s, enum wire_kind k, struct wire_msg *m)
+{
+    char err[WIRE_ERR_MAX];
+    for (int i = 0; i < 50; i++) {
+        zmq_pollitem_t it = {.socket = s, .events = ZMQ_POLLIN};
+        if (zmq_poll(&it, 1, 3000) <= 0)
+            return -1;
+        if (wire_recv(s, NULL, NULL, 0, &lim, m, err, sizeof err))
+            return -1;
+        if (m->kind == k)
+            return 0;
+        wire_msg_release(m);
+    }
+    return -1;
+}
+
+/* worker_results(): a worker takes a denoise task of job 1 and answers it
+ * first with a tensor of the wrong shape (refused, the task comes back),
+ * then with the head f32 + rest bf16 pair (accepted). */
+static void worker_results(void *ctx)
+{
+    void *ws = zmq_socket(ctx, ZMQ_DEALER);
+    zmq_connect(ws, "inproc://t");
+    struct wire_msg m, r;
+    wire_msg_init(&m, WIRE_HELLO);
+    m.u.hello.protocol = WIRE_PROTOCOL_VERSION;
+    snprintf(m.u.hello.name, WIRE_NAME_MAX, "w");
+    snprintf(m.u.hello.backend, WIRE_NAME_MAX, "sim");
+    snprintf(m.u.hello.device, WIRE_NAME_MAX, "cpu");
+    m.u.hello.n_models = 1;
+    snprintf(m.u.hello.models[0], WIRE_NAME_MAX, "sim");
+    wire_send(ws, NULL, 0, &m);
+    ok(recv_kind(ws, WIRE_HELLO_ACK, &r) == 0, "a worker joins");
+    wire_msg_release(&r);
+    wire_msg_init(&m, WIRE_CREDIT);
+    m.u.credit.n = 1;
+    wire_send(ws, NULL, 0, &m);
+    int got = recv_kind(ws, WIRE_TASK, &r) == 0;
+    ok(got && r.u.task.kind == WIRE_TASK_DENOISE && r.u.task.len == 9,
+       "it gets a denoise task of 9 frames");
+    if (!got) {
+        zmq_close(ws);
+        return;
+    }
+    struct wire_task_ref ref = {r.u.task.job_id, r.u.task.task_id, r.u.task.attempt};
+    wire_msg_release(&r);
+    static float out[9 * 16 * 2 * 2];
+    static uint16_t rest[6 * 16 * 2 * 2];
+    int64_t whole[4] = {9, 16, 2, 2}, head[4] = {3, 16, 2, 2}, tail[4] = {6, 16, 2, 2};
+    wire_msg_init(&m, WIRE_RESULT);
+    m.u.result = ref;
+    wire_msg_add_tensor(&m, WIRE_DTYPE_F32, 4, whole, out);
+    wire_send(ws, NULL, 0, &m);
+    /* The refusal and the task sent again, in either order. */
+    char error[WIRE_ERR_MAX] = "";
+    int again = 0;
+    char err[WIRE_ERR_MAX];
+    for (int i = 0; i < 4 && (!error[0] || !again); i++) {
+        zmq_pollitem_t it = {.socket = ws, .events = ZMQ_POLLIN};
+        if (zmq_poll(&it, 1, 3000) <= 0 || wire_recv(ws, NULL, NULL, 0, &lim, &r, err, sizeof err))
+            break;
+        if (r.kind == WIRE_ERROR)
+            snprintf(error, sizeof error, "%s", r.u.error.message);
+        if (r.kind == WIRE_TASK && r.u.task.kind == WIRE_TASK_DENOISE && r.u.task.len == 9) {
+            again = 1; /* the credit came back (the refused task waits its turn) */
+            ref = (struct wire_task_ref){r.u.task.job_id, r.u.task.task_id, r.u.task.attempt};
+        }
+        wire_msg_release(&r);
+    }
+    ok(strstr(error, "must carry an f32 tensor [3, 16, 2, 2] and a bf16 tensor [6, 16, 2, 2]") !=
+           NULL,
+       "a result of one f32 tensor [9, 16, 2, 2] is refused: %s", error);
+    ok(again, "the worker gets its next task");
+    wire_msg_init(&m, WIRE_RESULT);
+    m.u.result = ref;
+    wire_msg_add_tensor(&m, WIRE_DTYPE_F32, 4, head, out);
+    wire_msg_add_tensor(&m, WIRE_DTYPE_BF16, 4, tail, rest);
+    wire_send(ws, NULL, 0, &m);
+    got = recv_kind(ws, WIRE_RESULT_ACK, &r) == 0;
+    ok(got && r.u.result_ack.accepted, "the head f32 + rest bf16 result is accepted");
+    if (got)
+        wire_msg_release(&r);
+    zmq_close(ws);
+}
+
 int main(void)
 {
     char dir[] = "/tmp/t_coordinator.XXXXXX";
@@ -134,6 +221,7 @@ int main(void)
     wire_msg_init(&m, WIRE_TASK);
     ok(strstr(msg(&m), "unexpected message 'task'") != NULL, "a coordinator-bound task refused");
     is_int(jobs_count(), 1, "still exactly one job");
+    worker_results(ctx);
 
     zmq_close(sock);
     coordinator_stop(c);

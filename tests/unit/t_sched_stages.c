@@ -102,6 +102,7 @@ int main(void)
     sched_accept_unit(s, &chk, wk->id);
 
     float *out = xcalloc((size_t)(9 * 16 * 4), sizeof(float));
+    uint16_t *rest = xcalloc((size_t)(9 * 16 * 4), sizeof(uint16_t));
     int early = 0, bad_order = 0, decodes = 0, loops = 0;
     while (!j->outputs_ready && loops++ < 100000) {
         struct sched_task batch[8];
@@ -123,7 +124,7 @@ int main(void)
                 decodes++;
                 sched_accept_unit(s, &chk, wk->id);
             } else {
-                sched_accept(s, &chk, out, wk->id);
+                sched_accept(s, &chk, out, rest, wk->id);
             }
         }
     }
@@ -135,6 +136,7 @@ int main(void)
     sched_job_end(s, j, 1, NULL);
     is_str(j->row.state, "done", "sched_job_end: done");
     free(out);
+    free(rest);
     sched_destroy(&s);
     free(w);
     free(st);

@@ -162,7 +162,9 @@ static int run(const struct wire_job_params *p, int n_workers, unsigned seed, in
         for (int64_t i = 0; i < win->len * fs; i++)
             f->cache[pd.t.k * F * fs + i] = f32_to_bf16(y[i]);
         f->cache_step[pd.t.k] = pd.t.step;
-        sched_accept(s, &t, y, f->w->id);
+        /* The Result's tensors: the first min(O, len) frames f32, the rest bf16. */
+        int64_t nh = p->overlap < win->len ? p->overlap : win->len;
+        sched_accept(s, &t, y, f->cache + pd.t.k * F * fs + nh * fs, f->w->id);
         /* A duplicate of the same result is stale. */
         if (sched_check_result(s, f->w, &ref, &t) == SCHED_STALE)
             stale++;

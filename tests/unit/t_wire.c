@@ -93,6 +93,22 @@ int main(void)
     wire_send(a, NULL, 0, &m);
     is_int(wire_recv(b, NULL, NULL, 0, &lim, &d, err, sizeof err), 0, "next message fine");
     wire_msg_release(&d);
+    /* A denoise result: head f32 [2, 16, 1, 1] and an empty bf16 [0, 16, 1, 1],
+     * one buffer given to ZeroMQ with the last tensor (at its start). */
+    uint8_t *res = malloc(64 + 2 * 16 * 4);
+    for (int i = 0; i < 2 * 16; i++)
+        ((float *)(res + 64))[i] = (float)i;
+    int64_t hs[4] = {2, 16, 1, 1}, rs[4] = {0, 16, 1, 1};
+    wire_msg_init(&m, WIRE_RESULT);
+    wire_msg_add_tensor(&m, WIRE_DTYPE_F32, 4, hs, res + 64);
+    wire_msg_add_tensor(&m, WIRE_DTYPE_BF16, 4, rs, res);
+    is_int(wire_send_take(a, NULL, 0, &m, res), 0, "send a result with an empty last tensor");
+    is_int(wire_recv(b, NULL, NULL, 0, &lim, &d, err, sizeof err), 0, "receive it: %s", err);
+    ok(d.n_tensors == 2 && d.tensors[0].nbytes == 128 &&
+           ((const float *)d.tensors[0].data)[31] == 31.f && d.tensors[1].nbytes == 0 &&
+           d.tensors[1].shape[0] == 0 && d.tensors[1].shape[1] == 16,
+       "a zero-frame tensor survives with its shape");
+    wire_msg_release(&d);
     zmq_close(a);
     zmq_close(b);
     zmq_ctx_term(ctx);
