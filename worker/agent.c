@@ -541,8 +541,22 @@ static void result_tensors(struct agent *a, const struct wire_task *t, const flo
     }
 }
 
+/* sleep_until(): until ms milliseconds after *start (CLOCK_MONOTONIC). */
+static void sleep_until(const struct timespec *start, int ms)
+{
+    struct timespec dl = {start->tv_sec + ms / 1000, start->tv_nsec + (long)(ms % 1000) * 1000000L};
+    if (dl.tv_nsec >= 1000000000L) {
+        dl.tv_sec++;
+        dl.tv_nsec -= 1000000000L;
+    }
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &dl, NULL) == EINTR)
+        ;
+}
+
 static void run_task(struct agent *a, const struct wire_msg *m, struct done_task *d)
 {
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     const struct wire_task *t = &m->u.task;
     const struct wire_job_params *p = &t->params;
     int64_t h = p->height / 8, w = p->width / 8, fs = LATENT_CHANNELS * h * w;
@@ -604,11 +618,6 @@ static void run_task(struct agent *a, const struct wire_msg *m, struct done_task
             bf16_to_f32_n(x + f * fs, in + q * fs, fs);
         }
     }
-    if (a->o.sim_ms > 0) {
-        struct timespec ts = {a->o.sim_ms / 1000, (long)(a->o.sim_ms % 1000) * 1000000L};
-        while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-            ;
-    }
     float *out = xmalloc(sizeof(float) * (size_t)(t->len * fs));
     if (engine)
         engine_step(a, m, x, out, d);
@@ -621,6 +630,8 @@ static void run_task(struct agent *a, const struct wire_msg *m, struct done_task
     }
     result_tensors(a, t, out, d);
     free(out);
+    if (a->o.sim_ms > 0) /* --sim-ms: the whole task, computing included */
+        sleep_until(&t0, a->o.sim_ms);
 }
 
 static void *runner_main(void *arg)

@@ -9,7 +9,9 @@
  * the agent hands back the task it has not started and finishes the
  * running one, then says bye.
  *
- * Backends: "sim" (worker/sim.h, for load tests: --sim-ms N per task) and
+ * Backends: "sim" (worker/sim.h, for load tests: with --sim-ms N a denoise
+ * task takes N ms from the runner taking it to its result being ready, the
+ * sim's own compute included, or longer if that compute does) and
  * "engine": prepare (encoders, worker/prepare.h), denoise (the DiT step of
  * worker/longloop.h, the very function the local loop runs) and decode
  * (worker/decode_stage.h). The sim backend decodes too, with the tiny VAE.
@@ -29,7 +31,8 @@ struct agent_opts {
     const char *model;       /* model name advertised ("sim", "tiny", dir name) */
     const char *models_dir;  /* engine: the model directory; NULL: the tiny model */
     int threads;             /* engine: cpu threads; 0: one per core */
-    int sim_ms;              /* sim backend: milliseconds per task */
+    int sim_ms;              /* sim backend: a denoise task takes at least this many ms,
+                                compute included (its result is ready then) */
     int cache_windows;       /* windows kept for affinity */
     void *zmq_ctx;           /* NULL: own context */
 };

@@ -1,7 +1,9 @@
 /*
  * sim.h - the `sim` backend: a cheap, deterministic stand-in for the DiT
  * denoise step, for load tests and for checking the farm's exactness
- * without a model (`encore-worker --backend sim --sim-ms N`).
+ * without a model (`encore-worker --backend sim --sim-ms N`: the worker
+ * makes each denoise task last N ms from taking it to its result being
+ * ready, this function's compute included: it sleeps only what is left).
  *
  * sim_denoise() is a pure function of its inputs (the window's input
  * latents, its position, the step and the seed) that, like the DiT, mixes
