@@ -121,6 +121,11 @@ struct agent {
     struct cache_entry *cache;      /* runner-only */
     int n_cache;
     uint64_t use_clock;
+    /* runner-only scratch, grown as needed */
+    const uint16_t **in;            /* [len] a denoise task's input frames */
+    uint16_t *x16;                  /* step 0: the noise as bf16 [len][16][h][w] */
+    float *x, *y;                   /* engine: input, output [len][16][h][w]; sim: y a frame */
+    size_t cap_in, cap_x16, cap_x, cap_y;
 
     /* engine, runner-only: loaded lazily */
     char tmpdir[256];
@@ -495,24 +500,42 @@ static struct cache_entry *cache_slot(struct agent *a, uint64_t job, int64_t k)
     return e;
 }
 
-/* result_tensors(): the result of denoise task t from its output out
- * [len][16][h][w] f32: tensor 0 the first n_head = min(O, len) frames in
- * f32 (the coordinator blends them), tensor 1 the other frames rounded to
- * bf16 (what the coordinator stores), in one buffer with tensor 1 first so
- * that it leaves without a copy. The affinity cache keeps the whole window
- * in bf16, tensor 1 included, converted once. */
-static void result_tensors(struct agent *a, const struct wire_task *t, const float *out,
-                           struct done_task *d)
+static void *grow(void *p, size_t *cap, size_t bytes)
 {
-    const struct wire_job_params *p = &t->params;
-    int64_t h = p->height / 8, w = p->width / 8, fs = LATENT_CHANNELS * h * w;
-    int64_t nh = p->overlap < t->len ? p->overlap : t->len, nr = t->len - nh;
-    size_t rest_bytes = sizeof(uint16_t) * (size_t)(nr * fs);
-    size_t off = (rest_bytes + 63) & ~(size_t)63;
+    if (*cap < bytes) {
+        p = xrealloc(p, bytes);
+        *cap = bytes;
+    }
+    return p;
+}
+
+/*
+ * A denoise result being built (protocol.md): tensor 0 the window output's
+ * first nh = min(O, len) frames in f32 (the coordinator blends them), tensor
+ * 1 the other frames rounded to bf16 (stored as they are). One buffer holds
+ * both, tensor 1 first so that it leaves without a copy. Each output frame
+ * goes straight to its place (emit_frame) and into the affinity cache entry
+ * (bf16, the whole window), converted to bf16 once.
+ */
+struct result_out {
+    float *head;     /* [nh][16][h][w] */
+    uint16_t *rest;  /* [len - nh][16][h][w] */
+    uint16_t *cache; /* [len][16][h][w], or NULL */
+    int64_t nh, fs;
+};
+
+static void result_new(const struct wire_task *t, int64_t h, int64_t w, struct result_out *r,
+                       struct done_task *d)
+{
+    int64_t fs = LATENT_CHANNELS * h * w;
+    int64_t nh = t->params.overlap < t->len ? t->params.overlap : t->len, nr = t->len - nh;
+    size_t off = (sizeof(uint16_t) * (size_t)(nr * fs) + 63) & ~(size_t)63;
     uint8_t *buf = xmalloc(off + sizeof(float) * (size_t)(nh * fs) + 1);
-    uint16_t *rest = (uint16_t *)buf;
-    f32_to_bf16_n(rest, out + nh * fs, nr * fs);
-    memcpy(buf + off, out, sizeof(float) * (size_t)(nh * fs));
+    r->head = (float *)(buf + off);
+    r->rest = (uint16_t *)buf;
+    r->cache = NULL;
+    r->nh = nh;
+    r->fs = fs;
     d->out = buf;
     d->n_out = 2;
     int64_t n[2] = {nh, nr};
@@ -525,20 +548,66 @@ static void result_tensors(struct agent *a, const struct wire_task *t, const flo
         d->t[q].shape[3] = w;
         d->t[q].off = q == 0 ? off : 0;
     }
-    if (a->n_cache > 0) {
-        struct cache_entry *ce = cache_slot(a, t->job_id, t->window);
-        size_t need = (size_t)(t->len * fs);
-        if (ce->cap < need) {
-            ce->data = xrealloc(ce->data, need * sizeof(uint16_t));
-            ce->cap = need;
-        }
-        f32_to_bf16_n(ce->data, out, nh * fs);
-        memcpy(ce->data + nh * fs, rest, rest_bytes);
-        ce->job_id = t->job_id;
-        ce->window = t->window;
-        ce->step = t->step;
-        ce->used = ++a->use_clock;
+}
+
+/* emit_frame(): output frame f (f32 [16][h][w]) of the result r. */
+static void emit_frame(void *ctx, int64_t f, const float *y)
+{
+    struct result_out *r = ctx;
+    int64_t fs = r->fs;
+    if (f < r->nh) {
+        memcpy(r->head + f * fs, y, sizeof(float) * (size_t)fs);
+        if (r->cache)
+            f32_to_bf16_n(r->cache + f * fs, y, fs);
+    } else {
+        uint16_t *dst = r->rest + (f - r->nh) * fs;
+        f32_to_bf16_n(dst, y, fs);
+        if (r->cache)
+            memcpy(r->cache + f * fs, dst, sizeof(uint16_t) * (size_t)fs);
     }
+}
+
+/* cache_out(): the cache entry that will hold the output of task t (its
+ * window's entry, else a free or the least recently used one), sized for
+ * len frames of fs values; NULL without a cache. */
+static struct cache_entry *cache_out(struct agent *a, const struct wire_task *t, int64_t fs)
+{
+    if (a->n_cache <= 0)
+        return NULL;
+    struct cache_entry *ce = cache_slot(a, t->job_id, t->window);
+    size_t need = (size_t)(t->len * fs);
+    if (ce->cap < need) {
+        ce->data = xrealloc(ce->data, need * sizeof(uint16_t));
+        ce->cap = need;
+    }
+    return ce;
+}
+
+/* task_inputs(): in[f] = input frame f (bf16 [16][h][w]) of denoise task t
+ * at step >= 1: from the message, else from the cached output ce of
+ * base_step (NULL when the task names none). 0, or the task fails. */
+static int task_inputs(const struct wire_msg *m, const struct cache_entry *ce, int64_t fs,
+                       const uint16_t **in, struct done_task *d)
+{
+    const struct wire_task *t = &m->u.task;
+    for (int64_t f = 0; f < t->len; f++)
+        in[f] = ce ? ce->data + f * fs : NULL;
+    const uint16_t *sent = t->n_sent > 0 ? m->tensors[0].data : NULL;
+    for (int q = 0; q < t->n_sent; q++) {
+        int32_t f = t->sent[q];
+        if (f < 0 || f >= t->len) {
+            FAIL(d, WIRE_FAIL_ERROR, "frame index %d out of range", f);
+            return ENC_EINVAL;
+        }
+        in[f] = sent + q * fs;
+    }
+    for (int64_t f = 0; f < t->len; f++)
+        if (!in[f]) {
+            FAIL(d, WIRE_FAIL_ERROR, "task %llu of job %llu lacks frame %lld",
+                 (unsigned long long)t->task_id, (unsigned long long)t->job_id, (long long)f);
+            return ENC_EINVAL;
+        }
+    return 0;
 }
 
 /* sleep_until(): until ms milliseconds after *start (CLOCK_MONOTONIC). */
@@ -586,50 +655,57 @@ static void run_task(struct agent *a, const struct wire_msg *m, struct done_task
                  (unsigned long long)t->task_id, (unsigned long long)t->job_id);
         return;
     }
-    float *x = xmalloc(sizeof(float) * (size_t)(t->len * fs));
     struct cache_entry *ce = cache_find(a, t->job_id, t->window);
-    if (t->step == 0 && engine) {
-        for (int64_t f = 0; f < t->len; f++)
-            noise_latent_frame(p->seed, t->start + f, h, w, x + f * fs);
-    } else if (t->step == 0) {
-        sim_initial(p->seed, t->start, t->len, h, w, x);
-    } else {
-        if (t->base_step >= 0) {
-            if (!ce || ce->step != t->base_step) {
-                free(x);
-                d->failed = 1;
-                d->reason = WIRE_FAIL_CACHE_MISS;
-                snprintf(d->message, sizeof d->message, "no cached output of step %d",
-                         t->base_step);
-                return;
-            }
-            bf16_to_f32_n(x, ce->data, t->len * fs);
-        }
-        const uint16_t *in = n_lat ? m->tensors[0].data : NULL;
-        for (int q = 0; q < t->n_sent; q++) {
-            int32_t f = t->sent[q];
-            if (f < 0 || f >= t->len) {
-                free(x);
-                d->failed = 1;
-                d->reason = WIRE_FAIL_ERROR;
-                snprintf(d->message, sizeof d->message, "frame index %d out of range", f);
-                return;
-            }
-            bf16_to_f32_n(x + f * fs, in + q * fs, fs);
-        }
-    }
-    float *out = xmalloc(sizeof(float) * (size_t)(t->len * fs));
-    if (engine)
-        engine_step(a, m, x, out, d);
-    else
-        sim_denoise(p->seed, t->step, p->steps, t->start, t->len, h, w, x, out);
-    free(x);
-    if (d->failed) {
-        free(out);
+    if (t->step > 0 && t->base_step >= 0 && (!ce || ce->step != t->base_step)) {
+        FAIL(d, WIRE_FAIL_CACHE_MISS, "no cached output of step %d", t->base_step);
         return;
     }
-    result_tensors(a, t, out, d);
-    free(out);
+    if (t->step == 0 || t->base_step < 0)
+        ce = NULL; /* not an input */
+    /* The output's cache entry is ce itself when ce exists: sized now,
+     * before pointers into it are taken. */
+    struct cache_entry *co = cache_out(a, t, fs);
+    size_t n = (size_t)(t->len * fs);
+    a->in = grow(a->in, &a->cap_in, sizeof *a->in * (size_t)t->len);
+    if (t->step == 0) {
+        a->x16 = grow(a->x16, &a->cap_x16, sizeof(uint16_t) * n);
+        a->y = grow(a->y, &a->cap_y, sizeof(float) * (size_t)fs);
+        for (int64_t f = 0; f < t->len; f++) { /* bf16-rounded: exact in bf16 */
+            noise_latent_frame(p->seed, t->start + f, h, w, a->y);
+            f32_to_bf16_n(a->x16 + f * fs, a->y, fs);
+            a->in[f] = a->x16 + f * fs;
+        }
+    } else if (task_inputs(m, ce, fs, a->in, d) < 0) {
+        return;
+    }
+    struct result_out r;
+    if (engine) {
+        /* The DiT's input in f32; the cache is written once the step succeeded. */
+        a->x = grow(a->x, &a->cap_x, sizeof(float) * n);
+        a->y = grow(a->y, &a->cap_y, sizeof(float) * n);
+        for (int64_t f = 0; f < t->len; f++)
+            bf16_to_f32_n(a->x + f * fs, a->in[f], fs);
+        engine_step(a, m, a->x, a->y, d);
+        if (d->failed)
+            return;
+        result_new(t, h, w, &r, d);
+        r.cache = co ? co->data : NULL;
+        for (int64_t f = 0; f < t->len; f++)
+            emit_frame(&r, f, a->y + f * fs);
+    } else {
+        /* Frame by frame; output frame f may overwrite its own input in co. */
+        a->y = grow(a->y, &a->cap_y, sizeof(float) * (size_t)fs);
+        result_new(t, h, w, &r, d);
+        r.cache = co ? co->data : NULL;
+        sim_denoise_frames(p->seed, t->step, p->steps, t->start, t->len, h, w, a->in, a->y,
+                           emit_frame, &r);
+    }
+    if (co) {
+        co->job_id = t->job_id;
+        co->window = t->window;
+        co->step = t->step;
+        co->used = ++a->use_clock;
+    }
     if (a->o.sim_ms > 0) /* --sim-ms: the whole task, computing included */
         sleep_until(&t0, a->o.sim_ms);
 }
@@ -973,6 +1049,10 @@ void agent_destroy(struct agent **pa)
     for (int i = 0; i < a->n_cache; i++)
         free(a->cache[i].data);
     free(a->cache);
+    free(a->in);
+    free(a->x16);
+    free(a->x);
+    free(a->y);
     for (int i = 0; i < JOB_CACHE; i++)
         job_cache_free(&a->jobs[i]);
     model_set_destroy(&a->ms);

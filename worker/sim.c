@@ -26,47 +26,107 @@ static uint64_t mix64(uint64_t z)
     return z ^ (z >> 31);
 }
 
-/* sim_frame(): one output frame; a 32-bit hash per value. GCC's -O2 cost
- * model leaves this loop scalar; it is the stand-in model's whole cost, so
- * ask for the vectorizer here (same bits either way). */
+/* GCC's -O2 cost model leaves the frame loops scalar; they are the
+ * stand-in model's whole cost, so ask for the vectorizer there (same bits
+ * either way). */
 #if defined(__GNUC__) && !defined(__clang__)
-__attribute__((optimize("tree-loop-vectorize", "vect-cost-model=dynamic")))
+#define SIM_VECTORIZE __attribute__((optimize("tree-loop-vectorize", "vect-cost-model=dynamic")))
+#else
+#define SIM_VECTORIZE
 #endif
+
+/* sim_value(): output value i of a frame keyed b32 from its input value x. */
+static inline float sim_value(uint32_t i, uint32_t b32, float x, float dt, float mean)
+{
+    uint32_t r = b32 + i * 0x9e3779b9u;
+    r ^= r >> 16;
+    r *= 0x7feb352du;
+    r ^= r >> 15;
+    r *= 0x846ca68bu;
+    r ^= r >> 16;
+    float v = (float)(int32_t)(r >> 8) * (1.0f / 16777216.0f) - 0.5f;
+    return x + dt * (v - x) + 0.001f * mean;
+}
+
+/* sim_frame(): one output frame; a 32-bit hash per value. */
+SIM_VECTORIZE
 static void sim_frame(const float *__restrict xf, float *__restrict of, uint32_t n, uint32_t b32,
                       float dt, float mean)
 {
+    for (uint32_t i = 0; i < n; i++)
+        of[i] = sim_value(i, b32, xf[i], dt, mean);
+}
+
+/* sim_frame_bf16(): sim_frame() on bf16 inputs (their exact f32 values). */
+SIM_VECTORIZE
+static void sim_frame_bf16(const uint16_t *__restrict xf, float *__restrict of, uint32_t n,
+                           uint32_t b32, float dt, float mean)
+{
     for (uint32_t i = 0; i < n; i++) {
-        uint32_t r = b32 + i * 0x9e3779b9u;
-        r ^= r >> 16;
-        r *= 0x7feb352du;
-        r ^= r >> 15;
-        r *= 0x846ca68bu;
-        r ^= r >> 16;
-        float v = (float)(int32_t)(r >> 8) * (1.0f / 16777216.0f) - 0.5f;
-        of[i] = xf[i] + dt * (v - xf[i]) + 0.001f * mean;
+        float x;
+        uint32_t u = (uint32_t)xf[i] << 16;
+        memcpy(&x, &u, 4);
+        of[i] = sim_value(i, b32, x, dt, mean);
     }
+}
+
+/* frame_key(): the hash key of output frame f of the window at start. */
+static uint32_t frame_key(uint64_t seed, int step, int64_t start, int64_t f)
+{
+    uint64_t base =
+        mix64(seed ^ mix64((uint64_t)(start + f) * 0x100000001b3ull ^ (uint64_t)step << 48));
+    return (uint32_t)base ^ (uint32_t)(base >> 32);
+}
+
+/* The window mean: four running sums in a fixed order (value e goes to sum
+ * e % 4, not one long dependency chain), added pairwise. sum4() adds n
+ * values (n a multiple of 4) to the sums; window_mean() is the mean of n. */
+static void sum4(const float *x, int64_t n, double acc[4])
+{
+    double a[4] = {acc[0], acc[1], acc[2], acc[3]};
+    for (int64_t e = 0; e < n; e += 4)
+        for (int q = 0; q < 4; q++)
+            a[q] += x[e + q];
+    for (int q = 0; q < 4; q++)
+        acc[q] = a[q];
+}
+
+static float window_mean(const double acc[4], int64_t n)
+{
+    return (float)(((acc[0] + acc[1]) + (acc[2] + acc[3])) / (double)n);
 }
 
 void sim_denoise(uint64_t seed, int step, int steps, int64_t start, int64_t len, int64_t h,
                  int64_t w, const float *x, float *out)
 {
-    int64_t fs = LATENT_CHANNELS * h * w, n = len * fs, e = 0;
-    /* Four running sums in a fixed order (not one long dependency chain). */
+    int64_t fs = LATENT_CHANNELS * h * w, n = len * fs; /* fs: a multiple of 16 */
     double acc[4] = {0, 0, 0, 0};
-    for (; e + 4 <= n; e += 4)
-        for (int q = 0; q < 4; q++)
-            acc[q] += x[e + q];
-    for (; e < n; e++)
-        acc[0] += x[e];
-    float mean = (float)(((acc[0] + acc[1]) + (acc[2] + acc[3])) / (double)n);
+    sum4(x, n, acc);
+    float mean = window_mean(acc, n);
+    float dt = 1.0f / (float)steps;
+    for (int64_t f = 0; f < len; f++)
+        sim_frame(x + f * fs, out + f * fs, (uint32_t)fs, frame_key(seed, step, start, f), dt,
+                  mean);
+}
+
+void sim_denoise_frames(uint64_t seed, int step, int steps, int64_t start, int64_t len,
+                        int64_t h, int64_t w, const uint16_t *const *in, float *y,
+                        void (*emit)(void *ctx, int64_t f, const float *y), void *ctx)
+{
+    int64_t fs = LATENT_CHANNELS * h * w; /* a multiple of 16: the sums see the same order */
+    double acc[4] = {0, 0, 0, 0};
+    float chunk[256];
+    for (int64_t f = 0; f < len; f++)
+        for (int64_t e = 0; e < fs; e += 256) {
+            int64_t n = fs - e < 256 ? fs - e : 256;
+            bf16_to_f32_n(chunk, in[f] + e, n);
+            sum4(chunk, n, acc);
+        }
+    float mean = window_mean(acc, len * fs);
     float dt = 1.0f / (float)steps;
     for (int64_t f = 0; f < len; f++) {
-        uint64_t base = mix64(seed ^ mix64((uint64_t)(start + f) * 0x100000001b3ull ^
-                                           (uint64_t)step << 48));
-        uint32_t b32 = (uint32_t)base ^ (uint32_t)(base >> 32);
-        const float *xf = x + f * fs;
-        float *of = out + f * fs;
-        sim_frame(xf, of, (uint32_t)fs, b32, dt, mean);
+        sim_frame_bf16(in[f], y, (uint32_t)fs, frame_key(seed, step, start, f), dt, mean);
+        emit(ctx, f, y);
     }
 }
 

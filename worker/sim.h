@@ -26,6 +26,18 @@
 void sim_denoise(uint64_t seed, int step, int steps, int64_t start, int64_t len, int64_t h,
                  int64_t w, const float *x, float *out);
 
+/*
+ * sim_denoise_frames() is sim_denoise(), same bits, with the input frames
+ * given as bf16, in[f] -> [16][h][w] for f < len (x is their f32 values),
+ * and the output handed over frame by frame: output frame f is computed
+ * into y (f32 [16][h][w], the caller's scratch) and passed to
+ * emit(ctx, f, y), in order f = 0..len-1. in[f] is not read after
+ * emit(ctx, f, ...), which may thus overwrite it.
+ */
+void sim_denoise_frames(uint64_t seed, int step, int steps, int64_t start, int64_t len,
+                        int64_t h, int64_t w, const uint16_t *const *in, float *y,
+                        void (*emit)(void *ctx, int64_t f, const float *y), void *ctx);
+
 /* sim_initial(): the initial latents (bf16-rounded noise) of frames
  * [start, start+len), [len][16][h][w]. */
 void sim_initial(uint64_t seed, int64_t start, int64_t len, int64_t h, int64_t w, float *x);
