@@ -9,6 +9,9 @@
 
 #include <stdint.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 static inline float bf16_to_f32(uint16_t h)
 {
@@ -29,16 +32,43 @@ static inline uint16_t f32_to_bf16(float f)
 }
 
 /* bf16_to_f32_n() / f32_to_bf16_n(): the conversions over n values, in
- * fixed blocks of 16 with non-aliasing pointers so that -O2 vectorizes them;
- * same bits as the scalar functions. */
+ * blocks with non-aliasing pointers; same bits as the scalar functions. On
+ * x86-64 (SSE2) the blocks are written with intrinsics: GCC vectorizes the
+ * plain loops but packs 32-bit lanes to 16 bits with five shuffles where
+ * one signed pack does (the rounded value shifted right arithmetically
+ * fits int16 exactly, so the pack never saturates); checked against the
+ * scalar rounding on all 2^32 f32 patterns. Elsewhere, plain loops in fixed
+ * blocks of 16 that -O2 vectorizes. */
+#if defined(__SSE2__)
+static inline __m128i bf16_round4_(__m128i u)
+{
+    const __m128i one = _mm_set1_epi32(1), half = _mm_set1_epi32(0x7fff);
+    const __m128i absm = _mm_set1_epi32(0x7fffffff), inf = _mm_set1_epi32(0x7f800000);
+    __m128i r = _mm_add_epi32(_mm_add_epi32(u, half), _mm_and_si128(_mm_srli_epi32(u, 16), one));
+    __m128i nan = _mm_cmpgt_epi32(_mm_and_si128(u, absm), inf); /* NaN: keep it, quiet */
+    __m128i q = _mm_or_si128(u, _mm_set1_epi32(0x400000));
+    __m128i v = _mm_or_si128(_mm_and_si128(nan, q), _mm_andnot_si128(nan, r));
+    return _mm_srai_epi32(v, 16);
+}
+#endif
+
 static inline void bf16_to_f32_n(float *__restrict dst, const uint16_t *__restrict src, int64_t n)
 {
     int64_t nb = n > 0 ? n - n % 16 : 0;
+#if defined(__SSE2__)
+    const __m128i zero = _mm_setzero_si128();
+    for (int64_t i = 0; i < nb; i += 8) {
+        __m128i h = _mm_loadu_si128((const __m128i *)(const void *)(src + i));
+        _mm_storeu_si128((__m128i *)(void *)(dst + i), _mm_unpacklo_epi16(zero, h));
+        _mm_storeu_si128((__m128i *)(void *)(dst + i + 4), _mm_unpackhi_epi16(zero, h));
+    }
+#else
     for (int64_t i = 0; i < nb; i += 16)
         for (int q = 0; q < 16; q++) {
             uint32_t u = (uint32_t)src[i + q] << 16;
             memcpy(&dst[i + q], &u, 4);
         }
+#endif
     for (int64_t i = nb; i < n; i++)
         dst[i] = bf16_to_f32(src[i]);
 }
@@ -46,6 +76,13 @@ static inline void bf16_to_f32_n(float *__restrict dst, const uint16_t *__restri
 static inline void f32_to_bf16_n(uint16_t *__restrict dst, const float *__restrict src, int64_t n)
 {
     int64_t nb = n > 0 ? n - n % 16 : 0;
+#if defined(__SSE2__)
+    for (int64_t i = 0; i < nb; i += 8) {
+        __m128i a = bf16_round4_(_mm_loadu_si128((const __m128i *)(const void *)(src + i)));
+        __m128i b = bf16_round4_(_mm_loadu_si128((const __m128i *)(const void *)(src + i + 4)));
+        _mm_storeu_si128((__m128i *)(void *)(dst + i), _mm_packs_epi32(a, b));
+    }
+#else
     for (int64_t i = 0; i < nb; i += 16)
         for (int q = 0; q < 16; q++) {
             uint32_t u;
@@ -54,6 +91,7 @@ static inline void f32_to_bf16_n(uint16_t *__restrict dst, const float *__restri
             uint32_t nan = (u >> 16) | 0x40;
             dst[i + q] = (uint16_t)((u & 0x7fffffffu) > 0x7f800000u ? nan : r);
         }
+#endif
     for (int64_t i = nb; i < n; i++)
         dst[i] = f32_to_bf16(src[i]);
 }
