@@ -28,13 +28,16 @@ int main(void)
     ok(same, "bf16_to_f32_n: all 65536 patterns");
 
     /* f32 patterns: every 65537th bit pattern, plus each bf16 value with
-     * low halves 0x7fff, 0x8000 (ties), 0x8001 and 0xffff. */
+     * low halves 0x7fff, 0x8000 (ties), 0x8001 and 0xffff, plus 16 passes
+     * of a prime stride over all 2^32 patterns (NaNs, subnormals, both signs). */
     uint32_t *u = malloc(sizeof(uint32_t) * N);
     int tests = 0, bad = 0;
-    for (int pass = 0; pass < 5; pass++) {
+    for (int pass = 0; pass < 21; pass++) {
         static const uint32_t low[4] = {0x7fffu, 0x8000u, 0x8001u, 0xffffu};
         for (int i = 0; i < N; i++)
-            u[i] = pass == 0 ? (uint32_t)i * 65537u : ((uint32_t)i << 16) | low[pass - 1];
+            u[i] = pass == 0  ? (uint32_t)i * 65537u
+                   : pass < 5 ? ((uint32_t)i << 16) | low[pass - 1]
+                              : (uint32_t)((pass - 5) * N + i) * 4099u;
         memcpy(f, u, sizeof(float) * N);
         f32_to_bf16_n(h2, f, N);
         for (int i = 0; i < N; i++) {
