@@ -381,6 +381,12 @@ static void write_windows(struct coordinator *c)
     c->n_dirty = 0;
 }
 
+static int hook_settled(void *ctx, struct sched_job *j, int64_t k)
+{
+    struct coordinator *c = ctx;
+    return !set_has(&c->seen_open, j->row.id, k) && !set_has(&c->seen_flight, j->row.id, k);
+}
+
 static void hook_job(void *ctx, struct sched_job *j)
 {
     struct coordinator *c = ctx;
@@ -1284,7 +1290,7 @@ int coordinator_new(const struct coordinator_opts *o, struct coordinator **out)
 {
     struct coordinator *c = xcalloc(1, sizeof *c);
     struct sched_hooks hooks = {.window_changed = hook_window, .job_changed = hook_job,
-                                .task_requeued = hook_requeued};
+                                .task_requeued = hook_requeued, .settled = hook_settled};
     int rc;
     *out = NULL;
     /* Every turn frees and reallocates the same tensor-sized buffers (ours
