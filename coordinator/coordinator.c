@@ -89,6 +89,14 @@ struct coordinator {
     struct outmsg *acks;
     size_t n_acks, cap_acks;
     int direct_open;           /* this turn opened the transaction itself (store_direct) */
+    struct deferred *deferred; /* results waiting for their window's last move to commit */
+    size_t n_deferred, cap_deferred;
+};
+
+struct deferred {
+    uint8_t rid[WIRE_RID_MAX];
+    size_t rid_len;
+    struct wire_msg m;
 };
 
 static int64_t now_ms(void)
@@ -321,10 +329,10 @@ static int handoff(struct coordinator *c)
  * rows are written once per turn, in write_windows(). The store keeps one
  * step of history per window (two parity slots, one head), so a window may
  * not move again before its last move is durable: a result for a window
- * changed by the open turn or by the turn in flight must wait for that turn
- * to commit (result_conflict(), the loop waits). With a thousand windows in
- * a job and tens of workers this is rare: a window's next result comes a
- * whole wavefront later. */
+ * changed by the open turn or by the turn in flight waits, deferred, until
+ * that turn commits (result_conflict()); the loop goes on meanwhile. Rare
+ * once a job runs: affinity waits for a window to settle, and a window's
+ * next step is ready only a whole wavefront later. */
 enum conflict { CONFLICT_NONE, CONFLICT_OPEN, CONFLICT_FLIGHT };
 
 static enum conflict result_conflict(struct coordinator *c, const struct wire_msg *m)
@@ -1373,6 +1381,43 @@ void coordinator_get_stats(const struct coordinator *c, struct coordinator_stats
     *st = c->st;
 }
 
+/* defer(): keep result m (taken) until its window's last move commits. */
+static void defer(struct coordinator *c, const uint8_t *rid, size_t rid_len, struct wire_msg *m)
+{
+    if (c->n_deferred == c->cap_deferred) {
+        c->cap_deferred = c->cap_deferred ? 2 * c->cap_deferred : 16;
+        c->deferred = xrealloc(c->deferred, sizeof *c->deferred * c->cap_deferred);
+    }
+    struct deferred *d = &c->deferred[c->n_deferred++];
+    memcpy(d->rid, rid, rid_len);
+    d->rid_len = rid_len;
+    d->m = *m;
+    wire_msg_init(m, WIRE_NONE);
+    c->st.commit_waits++;
+}
+
+/* run_deferred(): handle, in arrival order, the deferred results whose
+ * window has settled since; returns how many. */
+static int run_deferred(struct coordinator *c)
+{
+    size_t keep = 0;
+    int n = 0;
+    for (size_t i = 0; i < c->n_deferred; i++) {
+        struct deferred *d = &c->deferred[i];
+        if (result_conflict(c, &d->m) != CONFLICT_NONE) {
+            if (keep != i)
+                c->deferred[keep] = *d;
+            keep++;
+            continue;
+        }
+        handle(c, d->rid, d->rid_len, &d->m);
+        wire_msg_release(&d->m);
+        n++;
+    }
+    c->n_deferred = keep;
+    return n;
+}
+
 /*
  * One turn = one transaction. A turn opens with the first message after
  * the last handoff and gathers what arrives for at least commit_ms and for
@@ -1380,8 +1425,8 @@ void coordinator_get_stats(const struct coordinator *c, struct coordinator_stats
  * and new tasks sent as they come. Then it is handed to the committer
  * (latent stores synced, then the database committed, on its thread) while
  * the next turn opens, and its replies leave when it is durable. So the
- * loop never waits on an fsync, except when a result's window moved in a
- * turn not yet durable (result_conflict()), and under load thousands of
+ * loop never waits on an fsync (a result whose window moved in a turn not
+ * yet durable waits on its own, deferred), and under load thousands of
  * results per second share a few dozen commits.
  */
 int coordinator_run(struct coordinator *c)
@@ -1406,7 +1451,7 @@ int coordinator_run(struct coordinator *c)
             return log_error_rc(ENC_EIO, "poll failed: %s", zmq_strerror(errno));
         if ((rc = reap(c, 0)))
             return rc;
-        int got = 0;
+        int got = run_deferred(c);
         for (int i = 0; i < BATCH_MAX; i++) {
             rc = wire_recv(c->sock, rid, &rid_len, ZMQ_DONTWAIT, &c->limits, &m, err, sizeof err);
             if (rc == ENC_ETIMEOUT || rc == ENC_EIO)
@@ -1416,17 +1461,10 @@ int coordinator_run(struct coordinator *c)
                 reply_error(c, rid, rid_len, 0, ENC_EWIRE, "%s", err);
                 continue;
             }
-            enum conflict cf = result_conflict(c, &m);
-            if (cf != CONFLICT_NONE) {
-                /* Its window's last move must be durable first. */
-                c->st.commit_waits++;
-                if (cf == CONFLICT_OPEN)
-                    rc = handoff(c);
-                if (rc || (rc = reap(c, 1))) {
-                    wire_msg_release(&m);
-                    return rc;
-                }
-                turn_start = now_ms();
+            if (result_conflict(c, &m) != CONFLICT_NONE) {
+                defer(c, rid, rid_len, &m); /* its window's last move must commit first */
+                got++;
+                continue;
             }
             handle(c, rid, rid_len, &m);
             wire_msg_release(&m);
@@ -1472,6 +1510,9 @@ void coordinator_destroy(struct coordinator **pc)
         free(c->acks[i].buf2);
     }
     free(c->acks);
+    for (size_t i = 0; i < c->n_deferred; i++)
+        wire_msg_release(&c->deferred[i].m); /* never acknowledged: requeued on restart */
+    free(c->deferred);
     journal_free(&c->jr_open);
     journal_free(&c->jr_flight);
     free(c->dirty);

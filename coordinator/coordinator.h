@@ -34,7 +34,7 @@ struct coordinator_opts {
 
 struct coordinator_stats {
     int64_t results, stale, bad_messages, tasks_sent, bytes_sent, bytes_full, batches;
-    int64_t commit_waits; /* results that waited for their window's last move to commit */
+    int64_t commit_waits; /* results deferred until their window's last move committed */
 };
 
 struct coordinator;
