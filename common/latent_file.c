@@ -199,14 +199,12 @@ void latent_file_note_write(struct latent_file *lf, int64_t bytes)
     lf->since_drop += bytes;
 }
 
-int latent_file_sync(struct latent_file *lf, int durable)
+/* end_batch(): the checks and page release that close a batch of writes. */
+static int end_batch(struct latent_file *lf)
 {
     if (lf->io_error)
         return log_error_rc(ENC_EIO, "latent store '%s': an earlier write or read failed",
                             lf->path);
-    if (durable && lf->dirty > 0 && fdatasync(lf->fd) != 0)
-        return log_error_rc(ENC_EIO, "cannot sync latent store '%s': %s", lf->path,
-                            strerror(errno));
     /* Pages touched through the mapping already live in the page cache;
      * dropping them from this process keeps resident memory flat whatever
      * the video length. pwrite/pread never map anything. */
@@ -214,6 +212,29 @@ int latent_file_sync(struct latent_file *lf, int durable)
         madvise(lf->map, lf->map_bytes, MADV_DONTNEED);
         lf->since_drop = 0;
     }
+    return 0;
+}
+
+int latent_file_sync(struct latent_file *lf, int durable)
+{
+    int rc = end_batch(lf);
+    if (rc)
+        return rc;
+    if (durable && lf->dirty > 0 && fdatasync(lf->fd) != 0)
+        return log_error_rc(ENC_EIO, "cannot sync latent store '%s': %s", lf->path,
+                            strerror(errno));
+    lf->dirty = 0;
+    return 0;
+}
+
+int latent_file_sync_handle(struct latent_file *lf, int durable, int *fd)
+{
+    *fd = -1;
+    int rc = end_batch(lf);
+    if (rc)
+        return rc;
+    if (durable && lf->dirty > 0 && (*fd = fcntl(lf->fd, F_DUPFD_CLOEXEC, 0)) < 0)
+        return log_error_rc(ENC_EIO, "latent store '%s': %s", lf->path, strerror(errno));
     lf->dirty = 0;
     return 0;
 }

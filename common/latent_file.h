@@ -77,6 +77,17 @@ void latent_file_read_head(struct latent_file *lf, int64_t k, float *dst, int64_
  */
 int latent_file_sync(struct latent_file *lf, int durable);
 
+/*
+ * latent_file_sync_handle() is latent_file_sync() in two halves, for a
+ * caller that syncs on another thread: it ends the current batch of writes
+ * here (the same checks and page release) and, when durable and something
+ * was written, sets *fd to a new descriptor of the file whose fdatasync()
+ * makes that batch durable (the caller syncs and closes it; it stays valid
+ * after latent_file_close()). *fd is -1 when there is nothing to sync.
+ * Returns 0 or ENC_EIO as latent_file_sync() does.
+ */
+int latent_file_sync_handle(struct latent_file *lf, int durable, int *fd);
+
 /* latent_file_bytes_written() counts bytes marked dirty since the last sync. */
 void latent_file_note_write(struct latent_file *lf, int64_t bytes);
 

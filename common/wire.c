@@ -214,6 +214,7 @@ int wire_encode(const struct wire_msg *m, uint8_t **buf, size_t *len)
         hello.backend = (char *)m->u.hello.backend;
         hello.device = (char *)m->u.hello.device;
         hello.memory = m->u.hello.memory;
+        hello.cache_windows = m->u.hello.cache_windows;
         for (int i = 0; i < m->u.hello.n_models && i < WIRE_MAX_MODELS; i++)
             models[i] = (char *)m->u.hello.models[i];
         hello.n_models = (size_t)m->u.hello.n_models;
@@ -573,6 +574,7 @@ int wire_decode(const uint8_t *buf, size_t len, const struct wire_limits *limits
         COPY(m->u.hello.backend, env->hello->backend, "backend");
         COPY(m->u.hello.device, env->hello->device, "device");
         m->u.hello.memory = env->hello->memory;
+        m->u.hello.cache_windows = env->hello->cache_windows;
         if (env->hello->n_models > WIRE_MAX_MODELS) {
             snprintf(err, errlen, "hello lists %zu models, at most %d allowed",
                      env->hello->n_models, WIRE_MAX_MODELS);

@@ -104,6 +104,7 @@ struct wire_hello {
     uint32_t protocol;
     char name[WIRE_NAME_MAX], backend[WIRE_NAME_MAX], device[WIRE_NAME_MAX];
     uint64_t memory;
+    uint32_t cache_windows; /* window outputs kept for affinity (LRU over its last runs) */
     int n_models;
     char models[WIRE_MAX_MODELS][WIRE_NAME_MAX];
 };

@@ -39,6 +39,8 @@
 #include "common/sha256.h"
 #include "common/wire.h"
 #include "common/xmalloc.h"
+#include "coordinator/committer.h"
+#include "coordinator/journal.h"
 #include "coordinator/scheduler.h"
 #include "coordinator/store.h"
 #include "worker/decode_stage.h"
@@ -56,6 +58,12 @@ struct outmsg {
 };
 
 
+/* A set of (job, window), open addressing; cap a power of two, job_id 0 = empty. */
+struct window_set {
+    struct set_entry { uint64_t job_id; int64_t k; } *e;
+    size_t n, cap;
+};
+
 struct coordinator {
     struct coordinator_opts o;
     char *state_dir;
@@ -72,8 +80,23 @@ struct coordinator {
     int db_error;
     struct dirty_window { struct sched_job *job; int64_t k; } *dirty;
     size_t n_dirty, cap_dirty; /* windows changed this turn, written once at its end */
-    struct seen_window { uint64_t job_id; int64_t k; } *seen; /* the same, as a hash set */
-    size_t n_seen, cap_seen;   /* cap: a power of two; job_id 0 = empty */
+    struct window_set seen_open, seen_flight; /* the same, as sets; and the turn in flight's */
+    /* The open turn records its writes in jr_open; at its end it becomes
+     * the turn in flight (jr_flight, its replies in acks) that the
+     * committer makes durable while the next turn opens. */
+    struct committer *committer;
+    struct journal jr_open, jr_flight;
+    struct outmsg *acks;
+    size_t n_acks, cap_acks;
+    int direct_open;           /* this turn opened the transaction itself (store_direct) */
+    struct deferred *deferred; /* results waiting for their window's last move to commit */
+    size_t n_deferred, cap_deferred;
+};
+
+struct deferred {
+    uint8_t rid[WIRE_RID_MAX];
+    size_t rid_len;
+    struct wire_msg m;
 };
 
 static int64_t now_ms(void)
@@ -154,75 +177,183 @@ static void flush_tasks(struct coordinator *c)
     c->n_out = keep;
 }
 
-static void flush(struct coordinator *c)
-{
-    for (size_t i = 0; i < c->n_out; i++) {
-        struct outmsg *o = &c->out[i];
-        wire_send_take(c->sock, o->rid, o->rid_len, &o->m, o->buf); /* buf: no copy */
-        wire_msg_release(&o->m); /* frees attached arrays (sent, jobs, ...) */
-        free(o->buf2);
-        o->buf2 = NULL;
-    }
-    c->n_out = 0;
-}
-
 /* ---- hooks: persist what the scheduler changed ------------------------------ */
 
 /* ---- windows changed in the open turn ---------------------------------------- */
 
-static size_t seen_slot(const struct coordinator *c, uint64_t job_id, int64_t k)
+static size_t set_slot(const struct window_set *ws, uint64_t job_id, int64_t k)
 {
     uint64_t h = job_id * 0x9e3779b97f4a7c15ull ^ (uint64_t)k * 0xc2b2ae3d27d4eb4full;
-    size_t i = (size_t)(h >> 17) & (c->cap_seen - 1);
-    while (c->seen[i].job_id && (c->seen[i].job_id != job_id || c->seen[i].k != k))
-        i = (i + 1) & (c->cap_seen - 1);
+    size_t i = (size_t)(h >> 17) & (ws->cap - 1);
+    while (ws->e[i].job_id && (ws->e[i].job_id != job_id || ws->e[i].k != k))
+        i = (i + 1) & (ws->cap - 1);
     return i;
 }
 
-static int seen_has(const struct coordinator *c, const struct sched_job *j, int64_t k)
+static int set_has(const struct window_set *ws, uint64_t job_id, int64_t k)
 {
-    return c->n_seen > 0 && c->seen[seen_slot(c, j->row.id, k)].job_id != 0;
+    return ws->n > 0 && ws->e[set_slot(ws, job_id, k)].job_id != 0;
 }
 
-static void seen_add(struct coordinator *c, const struct sched_job *j, int64_t k)
+static void set_add(struct window_set *ws, uint64_t job_id, int64_t k)
 {
-    if (2 * (c->n_seen + 1) > c->cap_seen) {
-        struct seen_window *old = c->seen;
-        size_t old_cap = c->cap_seen;
-        c->cap_seen = old_cap ? 2 * old_cap : 1024;
-        c->seen = xcalloc(c->cap_seen, sizeof *c->seen);
+    if (2 * (ws->n + 1) > ws->cap) {
+        struct set_entry *old = ws->e;
+        size_t old_cap = ws->cap;
+        ws->cap = old_cap ? 2 * old_cap : 1024;
+        ws->e = xcalloc(ws->cap, sizeof *ws->e);
         for (size_t i = 0; i < old_cap; i++)
             if (old[i].job_id)
-                c->seen[seen_slot(c, old[i].job_id, old[i].k)] = old[i];
+                ws->e[set_slot(ws, old[i].job_id, old[i].k)] = old[i];
         free(old);
     }
-    size_t i = seen_slot(c, j->row.id, k);
-    if (!c->seen[i].job_id) {
-        c->seen[i] = (struct seen_window){j->row.id, k};
-        c->n_seen++;
+    size_t i = set_slot(ws, job_id, k);
+    if (!ws->e[i].job_id) {
+        ws->e[i] = (struct set_entry){job_id, k};
+        ws->n++;
     }
+}
+
+static void set_clear(struct window_set *ws)
+{
+    if (ws->n) {
+        memset(ws->e, 0, sizeof *ws->e * ws->cap);
+        ws->n = 0;
+    }
+}
+
+/* ---- turns: the open one records, the one in flight commits ------------------ */
+
+/* reap(): if the turn in flight is durable (block: wait for it), send its
+ * replies. 0, or the error that must stop the coordinator (nothing of that
+ * turn is acknowledged). */
+static int reap(struct coordinator *c, int block)
+{
+    int rc;
+    if (!committer_reap(c->committer, block, &rc))
+        return 0;
+    if (rc) {
+        c->db_error = 1;
+        return log_error_rc(rc, "cannot make state durable: stopping");
+    }
+    c->st.batches++;
+    for (size_t i = 0; i < c->n_acks; i++) {
+        struct outmsg *o = &c->acks[i];
+        wire_send_take(c->sock, o->rid, o->rid_len, &o->m, o->buf);
+        wire_msg_release(&o->m);
+        free(o->buf2);
+    }
+    c->n_acks = 0;
+    journal_clear(&c->jr_flight);
+    set_clear(&c->seen_flight);
+    return 0;
+}
+
+/* store_direct(): the store, for the writes that cannot wait in the
+ * journal (a new job's id, worker and blob rows; all rare). It waits for
+ * the turn in flight and opens the open turn's transaction on this thread;
+ * the committer carries that transaction on when the turn ends. */
+static struct store *store_direct(struct coordinator *c)
+{
+    if (reap(c, 1) || store_begin(c->store))
+        c->db_error = 1;
+    c->direct_open = 1;
+    return c->store;
+}
+
+/* turn_pending(): the open turn holds something to commit or to send. */
+static int turn_pending(const struct coordinator *c)
+{
+    return c->jr_open.n > 0 || c->n_out > 0 || c->n_dirty > 0 || c->direct_open;
+}
+
+static void write_windows(struct coordinator *c);
+
+/* handoff(): end the open turn. Its window and job rows join its journal,
+ * each latent store it wrote gives a descriptor to sync, jobs that ended
+ * close theirs, and the committer takes it all; its replies wait in acks
+ * until reap(). 0, or the error that must stop the coordinator. */
+static int handoff(struct coordinator *c)
+{
+    int rc = reap(c, 1); /* one turn in flight at a time */
+    if (rc)
+        return rc;
+    flush_tasks(c);
+    size_t n;
+    struct sched_job *const *jobs = sched_jobs(c->sched, &n);
+    int *fds = xmalloc(sizeof(int) * (n + 1)), n_fds = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct sched_job *j = jobs[i];
+        int fd;
+        if (!j->lf)
+            continue;
+        if (latent_file_sync_handle(j->lf, c->o.durable, &fd))
+            rc = ENC_EIO;
+        else if (fd >= 0)
+            fds[n_fds++] = fd;
+        if (j->state != SCHED_JOB_QUEUED && j->state != SCHED_JOB_RUNNING)
+            latent_file_close(&j->lf);
+    }
+    write_windows(c);
+    for (size_t i = 0; i < n; i++)
+        if (jobs[i]->state == SCHED_JOB_RUNNING)
+            journal_job(&c->jr_open, &jobs[i]->row);
+    if (rc || c->db_error) {
+        for (int i = 0; i < n_fds; i++)
+            close(fds[i]);
+        free(fds);
+        return log_error_rc(rc ? rc : ENC_EDB, "cannot make state durable: stopping");
+    }
+    /* The in-flight slots are empty (reaped): swap, do not copy. */
+    struct outmsg *ob = c->acks;
+    size_t ocap = c->cap_acks;
+    c->acks = c->out;
+    c->n_acks = c->n_out;
+    c->cap_acks = c->cap_out;
+    c->out = ob;
+    c->n_out = 0;
+    c->cap_out = ocap;
+    struct journal jt = c->jr_flight;
+    c->jr_flight = c->jr_open;
+    c->jr_open = jt;
+    struct window_set st = c->seen_flight;
+    c->seen_flight = c->seen_open;
+    c->seen_open = st;
+    c->direct_open = 0;
+    committer_start(c->committer, &c->jr_flight, fds, n_fds);
+    free(fds);
+    return 0;
 }
 
 /* A result changes its window's row twice (received, then final): the
  * rows are written once per turn, in write_windows(). The store keeps one
  * step of history per window (two parity slots, one head), so a window may
- * move at most one step per commit: a result for a window the open turn
- * already changed first ends the turn (result_needs_commit()). */
-static int result_needs_commit(struct coordinator *c, const struct wire_msg *m)
+ * not move again before its last move is durable: a result for a window
+ * changed by the open turn or by the turn in flight waits, deferred, until
+ * that turn commits (result_conflict()); the loop goes on meanwhile. Rare
+ * once a job runs: affinity waits for a window to settle, and a window's
+ * next step is ready only a whole wavefront later. */
+enum conflict { CONFLICT_NONE, CONFLICT_OPEN, CONFLICT_FLIGHT };
+
+static enum conflict result_conflict(struct coordinator *c, const struct wire_msg *m)
 {
-    if (m->kind != WIRE_RESULT || c->n_seen == 0)
-        return 0;
+    if (m->kind != WIRE_RESULT || (c->seen_open.n == 0 && c->seen_flight.n == 0))
+        return CONFLICT_NONE;
     struct sched_job *j = sched_job_find(c->sched, m->u.result.job_id);
     if (!j || m->u.result.task_id < 1 || j->row.params.steps < 1)
-        return 0;
+        return CONFLICT_NONE;
     int64_t k = (int64_t)((m->u.result.task_id - 1) / (uint64_t)j->row.params.steps);
-    return k < j->n_windows && seen_has(c, j, k);
+    if (k >= j->n_windows)
+        return CONFLICT_NONE;
+    if (set_has(&c->seen_open, j->row.id, k))
+        return CONFLICT_OPEN;
+    return set_has(&c->seen_flight, j->row.id, k) ? CONFLICT_FLIGHT : CONFLICT_NONE;
 }
 
 static void hook_window(void *ctx, struct sched_job *j, int64_t k)
 {
     struct coordinator *c = ctx;
-    seen_add(c, j, k);
+    set_add(&c->seen_open, j->row.id, k);
     if (c->n_dirty == c->cap_dirty) {
         c->cap_dirty = c->cap_dirty ? 2 * c->cap_dirty : 256;
         c->dirty = xrealloc(c->dirty, sizeof *c->dirty * c->cap_dirty);
@@ -238,7 +369,7 @@ static int dirty_cmp(const void *a, const void *b)
     return (x->k > y->k) - (x->k < y->k);
 }
 
-/* write_windows(): the rows of the windows changed since the last call. */
+/* write_windows(): journal the rows of the windows changed since the last call. */
 static void write_windows(struct coordinator *c)
 {
     if (c->n_dirty == 0)
@@ -253,31 +384,30 @@ static void write_windows(struct coordinator *c)
                                  .received_step = j->win[k].received_step,
                                  .final_step = j->win[k].final_step,
                                  .attempt = j->win[k].attempt};
-        if (store_window_update(c->store, j->row.id, &w))
-            c->db_error = 1;
+        journal_window(&c->jr_open, j->row.id, &w);
     }
     c->n_dirty = 0;
-    if (c->n_seen) {
-        memset(c->seen, 0, sizeof *c->seen * c->cap_seen);
-        c->n_seen = 0;
-    }
+}
+
+static int hook_settled(void *ctx, struct sched_job *j, int64_t k)
+{
+    struct coordinator *c = ctx;
+    return !set_has(&c->seen_open, j->row.id, k) && !set_has(&c->seen_flight, j->row.id, k);
 }
 
 static void hook_job(void *ctx, struct sched_job *j)
 {
     struct coordinator *c = ctx;
-    if (store_job_update(c->store, &j->row) ||
-        store_event(c->store, j->row.id, j->row.state, "job %llu %s",
-                    (unsigned long long)j->row.id, j->row.state))
-        c->db_error = 1;
+    journal_job(&c->jr_open, &j->row);
+    journal_event(&c->jr_open, j->row.id, j->row.state, "job %llu %s",
+                  (unsigned long long)j->row.id, j->row.state);
     log_info("job %llu %s", (unsigned long long)j->row.id, j->row.state);
 }
 
 static void hook_requeued(void *ctx, struct sched_job *j, int64_t k, int step)
 {
     struct coordinator *c = ctx;
-    if (store_task_finish(c->store, j->row.id, k, step, "requeued", now_wall()))
-        c->db_error = 1;
+    journal_task_finish(&c->jr_open, j->row.id, k, step, "requeued", now_wall());
 }
 
 /* ---- latent stores ------------------------------------------------------------- */
@@ -395,7 +525,7 @@ static int put_blob(struct coordinator *c, const struct wire_tensor *t, char has
     if (rc == 0) {
         char rel[96];
         snprintf(rel, sizeof rel, "blobs/%s", hash);
-        if (store_blob_put(c->store, hash, rel, (int64_t)t->nbytes))
+        if (store_blob_put(store_direct(c), hash, rel, (int64_t)t->nbytes))
             c->db_error = 1;
     }
     return rc;
@@ -479,7 +609,7 @@ static void on_hello(struct coordinator *c, const uint8_t *rid, size_t rid_len,
     if (w)
         sched_worker_remove(c->sched, &w);
     w = sched_worker_add(c->sched, &m->u.hello, rid, rid_len, now_ms(), now_wall());
-    if (store_worker_seen(c->store, &m->u.hello, now_wall()))
+    if (store_worker_seen(store_direct(c), &m->u.hello, now_wall()))
         c->db_error = 1;
     log_info("worker '%s' (id %llu, %s) joined", w->name, (unsigned long long)w->id,
              w->backend);
@@ -595,8 +725,7 @@ static enum sched_verdict on_result(struct coordinator *c, struct sched_worker *
         int64_t kk;
         int ss;
         sched_task_store_key(&t, &kk, &ss);
-        if (store_task_finish(c->store, j->row.id, kk, ss, "done", now_wall()))
-            c->db_error = 1;
+        journal_task_finish(&c->jr_open, j->row.id, kk, ss, "done", now_wall());
         struct outmsg *o = reply(c, rid, rid_len, WIRE_RESULT_ACK, m->request_id);
         o->m.u.result_ack.ref = m->u.result;
         o->m.u.result_ack.accepted = 1;
@@ -619,8 +748,7 @@ static enum sched_verdict on_result(struct coordinator *c, struct sched_worker *
     }
     sched_accept(c->sched, &t, m->tensors[0].data, m->tensors[1].data, w->id);
     c->st.results++;
-    if (store_task_finish(c->store, j->row.id, t.k, t.step, "done", now_wall()))
-        c->db_error = 1;
+    journal_task_finish(&c->jr_open, j->row.id, t.k, t.step, "done", now_wall());
     struct outmsg *o = reply(c, rid, rid_len, WIRE_RESULT_ACK, m->request_id);
     o->m.u.result_ack.ref = m->u.result;
     o->m.u.result_ack.accepted = 1;
@@ -731,7 +859,7 @@ static void on_submit(struct coordinator *c, const uint8_t *rid, size_t rid_len,
     plan_release(&pl);
     if (bad_input[0])
         row.params.n_samples = 0;
-    if (store_job_insert(c->store, &row, w)) {
+    if (store_job_insert(store_direct(c), &row, w)) {
         c->db_error = 1;
         reply_error(c, rid, rid_len, m->request_id, ENC_EDB, "cannot store the job");
         free(w);
@@ -751,8 +879,8 @@ static void on_submit(struct coordinator *c, const uint8_t *rid, size_t rid_len,
         hook_job(c, j);
     free(seg_done);
     free(w);
-    store_event(c->store, row.id, "submit", "job %llu submitted: %lld windows x %d steps",
-                (unsigned long long)row.id, (long long)row.n_windows, p->steps);
+    journal_event(&c->jr_open, row.id, "submit", "job %llu submitted: %lld windows x %d steps",
+                  (unsigned long long)row.id, (long long)row.n_windows, p->steps);
     log_info("job %llu submitted: model %s, %lld windows x %d steps, priority %d",
              (unsigned long long)row.id, p->model, (long long)row.n_windows, p->steps,
              row.priority);
@@ -1082,9 +1210,8 @@ static void send_task(struct coordinator *c, struct sched_worker *w, const struc
         wt->base_step = -1;
         unit_task(c, o, t);
         c->st.tasks_sent++;
-        if (store_task_running(c->store, j->row.id, sk, ss, t->attempt, w->name,
-                               now_wall() + c->o.lease_ms / 1000.0))
-            c->db_error = 1;
+        journal_task_running(&c->jr_open, j->row.id, sk, ss, t->attempt, w->name,
+                             now_wall() + c->o.lease_ms / 1000.0);
         return;
     }
     const struct sched_window *win = &j->win[t->k];
@@ -1121,9 +1248,8 @@ static void send_task(struct coordinator *c, struct sched_worker *w, const struc
         }
     }
     c->st.tasks_sent++;
-    if (store_task_running(c->store, j->row.id, sk, ss, t->attempt, w->name,
-                           now_wall() + c->o.lease_ms / 1000.0))
-        c->db_error = 1;
+    journal_task_running(&c->jr_open, j->row.id, sk, ss, t->attempt, w->name,
+                         now_wall() + c->o.lease_ms / 1000.0);
 }
 
 static void dispatch(struct coordinator *c)
@@ -1182,7 +1308,7 @@ int coordinator_new(const struct coordinator_opts *o, struct coordinator **out)
 {
     struct coordinator *c = xcalloc(1, sizeof *c);
     struct sched_hooks hooks = {.window_changed = hook_window, .job_changed = hook_job,
-                                .task_requeued = hook_requeued};
+                                .task_requeued = hook_requeued, .settled = hook_settled};
     int rc;
     *out = NULL;
     /* Every turn frees and reallocates the same tensor-sized buffers (ours
@@ -1216,12 +1342,18 @@ int coordinator_new(const struct coordinator_opts *o, struct coordinator **out)
     if ((rc = store_begin(c->store)))
         goto fail;
     int requeued = store_recover(c->store);
-    if (requeued >= 0 && (rc = store_load(c->store, on_loaded, c)) == 0)
+    if (requeued >= 0 && (rc = store_load(c->store, on_loaded, c)) == 0) {
         write_windows(c);
+        rc = journal_apply(&c->jr_open, c->store); /* no committer yet: write here */
+    }
+    journal_clear(&c->jr_open);
+    set_clear(&c->seen_open);
     if (requeued < 0 || rc || c->db_error || (rc = store_commit(c->store))) {
         rc = requeued < 0 ? requeued : rc ? rc : ENC_EDB;
         goto fail;
     }
+    if ((rc = committer_new(c->store, &c->committer)))
+        goto fail;
     if (requeued > 0)
         log_info("recovered: %d task(s) left running by the last run are requeued", requeued);
     c->ctx = o->zmq_ctx;
@@ -1259,44 +1391,53 @@ void coordinator_get_stats(const struct coordinator *c, struct coordinator_stats
     *st = c->st;
 }
 
-/* end_turn(): make the turn durable (latent stores, then the database), then
- * send what it produced. */
-static int end_turn(struct coordinator *c)
+/* defer(): keep result m (taken) until its window's last move commits. */
+static void defer(struct coordinator *c, const uint8_t *rid, size_t rid_len, struct wire_msg *m)
 {
-    size_t n;
-    struct sched_job *const *jobs = sched_jobs(c->sched, &n);
-    int rc = 0;
-    for (size_t i = 0; i < n; i++) {
-        struct sched_job *j = jobs[i];
-        if (!j->lf)
+    if (c->n_deferred == c->cap_deferred) {
+        c->cap_deferred = c->cap_deferred ? 2 * c->cap_deferred : 16;
+        c->deferred = xrealloc(c->deferred, sizeof *c->deferred * c->cap_deferred);
+    }
+    struct deferred *d = &c->deferred[c->n_deferred++];
+    memcpy(d->rid, rid, rid_len);
+    d->rid_len = rid_len;
+    d->m = *m;
+    wire_msg_init(m, WIRE_NONE);
+    c->st.commit_waits++;
+}
+
+/* run_deferred(): handle, in arrival order, the deferred results whose
+ * window has settled since; returns how many. */
+static int run_deferred(struct coordinator *c)
+{
+    size_t keep = 0;
+    int n = 0;
+    for (size_t i = 0; i < c->n_deferred; i++) {
+        struct deferred *d = &c->deferred[i];
+        if (result_conflict(c, &d->m) != CONFLICT_NONE) {
+            if (keep != i)
+                c->deferred[keep] = *d;
+            keep++;
             continue;
-        if (latent_file_sync(j->lf, c->o.durable))
-            rc = ENC_EIO;
-        if (j->state != SCHED_JOB_QUEUED && j->state != SCHED_JOB_RUNNING)
-            latent_file_close(&j->lf);
+        }
+        handle(c, d->rid, d->rid_len, &d->m);
+        wire_msg_release(&d->m);
+        n++;
     }
-    write_windows(c);
-    if (rc || c->db_error) {
-        /* Nothing of this turn is acknowledged; the process must stop. */
-        return log_error_rc(rc ? rc : ENC_EDB, "cannot make state durable: stopping");
-    }
-    for (size_t i = 0; i < n; i++)
-        if (jobs[i]->state == SCHED_JOB_RUNNING)
-            store_job_update(c->store, &jobs[i]->row);
-    if ((rc = store_commit(c->store)))
-        return rc;
-    c->st.batches++;
-    flush(c);
-    return 0;
+    c->n_deferred = keep;
+    return n;
 }
 
 /*
- * One turn = one transaction. A turn opens with the first message after a
- * commit and gathers what arrives for up to commit_ms (results are applied
- * and new tasks sent as they come); then the latent stores are synced, the
- * database commits and the acks leave. Under load this turns thousands of
- * results per second into a few hundred commits; an idle wake-up commits at
- * once.
+ * One turn = one transaction. A turn opens with the first message after
+ * the last handoff and gathers what arrives for at least commit_ms and for
+ * as long as the turn before it is still committing; results are applied
+ * and new tasks sent as they come. Then it is handed to the committer
+ * (latent stores synced, then the database committed, on its thread) while
+ * the next turn opens, and its replies leave when it is durable. So the
+ * loop never waits on an fsync (a result whose window moved in a turn not
+ * yet durable waits on its own, deferred), and under load thousands of
+ * results per second share a few dozen commits.
  */
 int coordinator_run(struct coordinator *c)
 {
@@ -1306,22 +1447,23 @@ int coordinator_run(struct coordinator *c)
     char err[WIRE_ERR_MAX];
     int64_t last_expire = now_ms();
     int64_t turn_start = -1; /* when the open turn got its first message */
+    int rc = 0;
     while (!c->stop) {
-        zmq_pollitem_t it = {.socket = c->sock, .events = ZMQ_POLLIN};
+        zmq_pollitem_t it[2] = {{.socket = c->sock, .events = ZMQ_POLLIN},
+                                {.fd = committer_fd(c->committer), .events = ZMQ_POLLIN}};
         long timeout = 100;
-        if (turn_start >= 0) {
+        if (turn_start >= 0 && !committer_busy(c->committer)) {
             int64_t left = turn_start + c->o.commit_ms - now_ms();
             timeout = left > 0 ? (long)left : 0;
         }
-        int pr = zmq_poll(&it, 1, timeout);
+        int pr = zmq_poll(it, 2, timeout);
         if (pr < 0 && errno != EINTR)
             return log_error_rc(ENC_EIO, "poll failed: %s", zmq_strerror(errno));
-        if (store_begin(c->store))
-            return ENC_EDB;
-        int got = 0;
+        if ((rc = reap(c, 0)))
+            return rc;
+        int got = run_deferred(c);
         for (int i = 0; i < BATCH_MAX; i++) {
-            int rc = wire_recv(c->sock, rid, &rid_len, ZMQ_DONTWAIT, &c->limits, &m, err,
-                               sizeof err);
+            rc = wire_recv(c->sock, rid, &rid_len, ZMQ_DONTWAIT, &c->limits, &m, err, sizeof err);
             if (rc == ENC_ETIMEOUT || rc == ENC_EIO)
                 break;
             if (rc == ENC_EWIRE) {
@@ -1329,15 +1471,10 @@ int coordinator_run(struct coordinator *c)
                 reply_error(c, rid, rid_len, 0, ENC_EWIRE, "%s", err);
                 continue;
             }
-            if (result_needs_commit(c, &m)) {
-                /* This window already moved in the open turn: commit that
-                 * first, so the store never holds two uncommitted steps. */
-                int erc = end_turn(c);
-                if (erc || store_begin(c->store)) {
-                    wire_msg_release(&m);
-                    return erc ? erc : ENC_EDB;
-                }
-                turn_start = now_ms();
+            if (result_conflict(c, &m) != CONFLICT_NONE) {
+                defer(c, rid, rid_len, &m); /* its window's last move must commit first */
+                got++;
+                continue;
             }
             handle(c, rid, rid_len, &m);
             wire_msg_release(&m);
@@ -1350,16 +1487,19 @@ int coordinator_run(struct coordinator *c)
         }
         dispatch(c);
         flush_tasks(c);
-        if (got > 0 && turn_start < 0)
+        if (turn_start < 0 && (got > 0 || turn_pending(c)))
             turn_start = now;
-        if (got > 0 && c->o.commit_ms > 0 && now - turn_start < c->o.commit_ms && !c->stop)
+        if (turn_start < 0 || committer_busy(c->committer) ||
+            (now - turn_start < c->o.commit_ms && !c->stop))
             continue; /* keep gathering: the acks wait, the tasks are out */
         turn_start = -1;
-        int rc = end_turn(c);
-        if (rc)
+        if (turn_pending(c) && (rc = handoff(c)))
             return rc;
     }
-    return turn_start >= 0 ? end_turn(c) : 0; /* stopped while gathering */
+    /* Stopped: what the open turn holds is committed before returning. */
+    if ((rc = reap(c, 1)) || (turn_pending(c) && (rc = handoff(c))) || (rc = reap(c, 1)))
+        return rc;
+    return 0;
 }
 
 void coordinator_destroy(struct coordinator **pc)
@@ -1373,8 +1513,21 @@ void coordinator_destroy(struct coordinator **pc)
         free(c->out[i].buf2);
     }
     free(c->out);
+    committer_destroy(&c->committer);
+    for (size_t i = 0; i < c->n_acks; i++) {
+        wire_msg_release(&c->acks[i].m);
+        free(c->acks[i].buf);
+        free(c->acks[i].buf2);
+    }
+    free(c->acks);
+    for (size_t i = 0; i < c->n_deferred; i++)
+        wire_msg_release(&c->deferred[i].m); /* never acknowledged: requeued on restart */
+    free(c->deferred);
+    journal_free(&c->jr_open);
+    journal_free(&c->jr_flight);
     free(c->dirty);
-    free(c->seen);
+    free(c->seen_open.e);
+    free(c->seen_flight.e);
     if (c->sock)
         zmq_close(c->sock);
     if (c->own_ctx)

@@ -4,11 +4,13 @@
  * stores, the blob store (input files by sha256, DIR/blobs/HASH), the
  * scheduler, and the stitch of decoded chunks into the job's MP4.
  *
- * One turn of the loop reads every waiting message (up to a batch size),
- * applies them in one store transaction, makes the latent stores durable,
- * commits, and only then sends what the turn produced (acks, tasks,
- * replies). So nothing acknowledged can be lost, and no task is handed out
- * on state that is not yet durable.
+ * One turn of the loop applies the messages that arrive (results written to
+ * the latent stores, new tasks sent at once) and records its database
+ * writes in a journal; at its end the committer thread syncs the latent
+ * stores, then commits the journal in one transaction, while the next turn
+ * goes on (coordinator/committer.h). Acknowledgements and replies leave
+ * only once their turn is durable, so nothing acknowledged can be lost; a
+ * task promises nothing durable (a restart bumps every attempt).
  */
 #ifndef ENCORE_COORDINATOR_H
 #define ENCORE_COORDINATOR_H
@@ -32,6 +34,7 @@ struct coordinator_opts {
 
 struct coordinator_stats {
     int64_t results, stale, bad_messages, tasks_sent, bytes_sent, bytes_full, batches;
+    int64_t commit_waits; /* results deferred until their window's last move committed */
 };
 
 struct coordinator;

@@ -539,6 +539,7 @@ struct sched_worker *sched_worker_add(struct sched *s, const struct wire_hello *
     memcpy(w->backend, h->backend, sizeof w->backend);
     memcpy(w->device, h->device, sizeof w->device);
     w->n_models = h->n_models;
+    w->cache_windows = h->cache_windows > 4096 ? 4096 : (int)h->cache_windows;
     memcpy(w->models, h->models, sizeof w->models);
     memcpy(w->rid, rid, rid_len);
     w->rid_len = rid_len;
@@ -713,18 +714,25 @@ int sched_next(struct sched *s, struct sched_worker *w, struct sched_task *t)
             best_q = q;
         }
     }
-    /* Affinity: a window this worker ran last, if it is as urgent. */
-    while (w->n_pref > 0) {
-        struct heap_entry pe = {.priority = w->pref[0].job->row.priority,
-                                .seq = w->pref[0].seq, .job = w->pref[0].job, .k = w->pref[0].k};
-        memmove(&w->pref[0], &w->pref[1], sizeof w->pref[0] * (size_t)(w->n_pref - 1));
-        w->n_pref--;
-        if (!entry_live(&pe) || (best && pe.priority < best->priority) ||
-            (best && best->k < 0 && pe.priority == best->priority))
+    /* Affinity: a window this worker ran last, if it is as urgent and its
+     * last move is settled (hooks.settled: durable); an unsettled one
+     * stays preferred for a later credit. */
+    for (int i = 0; i < w->n_pref;) {
+        struct heap_entry pe = {.priority = w->pref[i].job->row.priority,
+                                .seq = w->pref[i].seq, .job = w->pref[i].job, .k = w->pref[i].k};
+        int live = entry_live(&pe) && !(best && pe.priority < best->priority) &&
+                   !(best && best->k < 0 && pe.priority == best->priority);
+        if (live && s->hooks.settled && !s->hooks.settled(s->ctx, pe.job, pe.k)) {
+            i++;
             continue;
-        j = pe.job;
-        k = pe.k;
-        break;
+        }
+        memmove(&w->pref[i], &w->pref[i + 1], sizeof w->pref[0] * (size_t)(w->n_pref - i - 1));
+        w->n_pref--;
+        if (live) {
+            j = pe.job;
+            k = pe.k;
+            break;
+        }
     }
     if (!j) {
         if (!best)
@@ -754,7 +762,15 @@ int sched_next(struct sched *s, struct sched_worker *w, struct sched_task *t)
         t->step = win->final_step + 1;
         t->attempt = win->attempt;
         t->task_id = sched_task_id(j, k, t->step);
-        t->base_step = (win->last_worker == w->id && t->step > 0) ? t->step - 1 : -1;
+        /* The worker still holds its output of the last step if fewer
+         * than cache_windows tasks end between that one and this one: it
+         * runs its tasks in order and its cache is an LRU over the windows
+         * it ran (counting tasks errs on the safe side). */
+        t->base_step = (win->last_worker == w->id && t->step > 0 &&
+                        w->tasks_done + w->n_running - win->last_worker_done <
+                            w->cache_windows)
+                           ? t->step - 1
+                           : -1;
     }
     w->running[w->n_running++] =
         (struct sched_ref){.job_id = j->row.id, .task_id = t->task_id, .attempt = t->attempt};
@@ -927,7 +943,7 @@ void sched_accept(struct sched *s, const struct sched_task *t, const float *head
     j->tasks_done++;
     struct sched_worker *bw = worker_by_id(s, by);
     if (bw)
-        bw->tasks_done++;
+        w->last_worker_done = ++bw->tasks_done;
     window_changed(s, j, t->k);
     advance(s, j, t->k, blended);
     assert(check_range(j, w->lo > 0 ? w->lo - 1 : 0,

@@ -61,6 +61,7 @@ struct sched_window {
     uint64_t owner;             /* worker id while RUNNING */
     uint64_t ready_seq;         /* FIFO order among equal priorities */
     uint64_t last_worker;       /* who produced received_step (affinity) */
+    int64_t last_worker_done;   /* ... and its tasks_done just after */
 };
 
 /* A prepare or decode task: one attempt at a time, like a window. */
@@ -130,6 +131,7 @@ struct sched_worker {
     int64_t last_seen_ms;
     double connected_at;
     int64_t tasks_done;
+    int cache_windows;          /* outputs it keeps (hello): an LRU over its last runs */
     int n_pref;                 /* ready windows this worker ran last */
     struct { struct sched_job *job; int64_t k; uint64_t seq; } pref[16];
     int n_prepared;             /* jobs whose prepared blob this worker was sent */
@@ -141,6 +143,10 @@ struct sched_hooks {
     void (*window_changed)(void *ctx, struct sched_job *j, int64_t k);
     void (*job_changed)(void *ctx, struct sched_job *j);
     void (*task_requeued)(void *ctx, struct sched_job *j, int64_t k, int step);
+    /* settled(): window k's last move is durable (NULL: always). Affinity
+     * waits for it: the window's next result would otherwise arrive while
+     * its last move is still being committed, and have to wait. */
+    int (*settled)(void *ctx, struct sched_job *j, int64_t k);
 };
 
 enum sched_verdict {

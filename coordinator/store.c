@@ -206,6 +206,14 @@ int store_commit(struct store *s)
     return rc;
 }
 
+int store_rollback(struct store *s)
+{
+    if (!s->in_batch)
+        return 0;
+    s->in_batch = 0;
+    return exec(s, "ROLLBACK");
+}
+
 int store_in_batch(const struct store *s)
 {
     return s->in_batch;
@@ -345,7 +353,6 @@ int store_worker_seen(struct store *s, const struct wire_hello *h, double now)
 
 int store_event(struct store *s, uint64_t job_id, const char *kind, const char *fmt, ...)
 {
-    sqlite3_stmt *st = s->st[ST_EVENT];
     char msg[512];
     struct timespec ts;
     va_list ap;
@@ -353,7 +360,14 @@ int store_event(struct store *s, uint64_t job_id, const char *kind, const char *
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     clock_gettime(CLOCK_REALTIME, &ts);
-    sqlite3_bind_double(st, 1, (double)ts.tv_sec + ts.tv_nsec * 1e-9);
+    return store_event_at(s, job_id, kind, (double)ts.tv_sec + ts.tv_nsec * 1e-9, msg);
+}
+
+int store_event_at(struct store *s, uint64_t job_id, const char *kind, double at,
+                   const char *msg)
+{
+    sqlite3_stmt *st = s->st[ST_EVENT];
+    sqlite3_bind_double(st, 1, at);
     if (job_id)
         sqlite3_bind_int64(st, 2, (sqlite3_int64)job_id);
     else

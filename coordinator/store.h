@@ -9,7 +9,8 @@
  * Writes happen inside store_begin()/store_commit() batches: the coordinator
  * groups everything one turn of its event loop changed into one transaction
  * and sends acknowledgements only after the commit (write, then commit, then
- * ack). Not thread-safe: one owner (the coordinator's loop).
+ * ack). Not thread-safe: one thread at a time (the coordinator's loop, or
+ * the committer while it holds a turn, coordinator/committer.h).
  */
 #ifndef ENCORE_STORE_H
 #define ENCORE_STORE_H
@@ -51,6 +52,8 @@ int store_schema_version(void);
 
 int store_begin(struct store *s);
 int store_commit(struct store *s);
+/* store_rollback() abandons the open batch. */
+int store_rollback(struct store *s);
 /* store_in_batch() is whether a batch is open. */
 int store_in_batch(const struct store *s);
 
@@ -66,6 +69,9 @@ int store_task_finish(struct store *s, uint64_t job_id, int64_t k, int step, con
 int store_worker_seen(struct store *s, const struct wire_hello *h, double now);
 int store_event(struct store *s, uint64_t job_id, const char *kind, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* store_event_at(): an event of wall-clock time at (seconds), message msg. */
+int store_event_at(struct store *s, uint64_t job_id, const char *kind, double at,
+                   const char *msg);
 
 /* store_blob_put() records blob hash (sha256 hex) stored at path (relative
  * to the state directory), bytes long; a known hash is left as it is. */

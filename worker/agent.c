@@ -773,6 +773,7 @@ static void send_hello(struct agent *a)
     snprintf(m.u.hello.name, WIRE_NAME_MAX, "%s", a->name);
     snprintf(m.u.hello.backend, WIRE_NAME_MAX, "%s", a->o.backend);
     snprintf(m.u.hello.device, WIRE_NAME_MAX, "%s", a->o.device);
+    m.u.hello.cache_windows = (uint32_t)a->n_cache;
     m.u.hello.n_models = 1;
     snprintf(m.u.hello.models[0], WIRE_NAME_MAX, "%s", a->o.model);
     wire_send(a->sock, NULL, 0, &m);

@@ -61,15 +61,30 @@ static struct sched_job *add_job(struct sched *s, const struct wire_job_params *
     return j;
 }
 
-/* A simulated worker's cache: its bf16 output per window (affinity). */
+/* A simulated worker's cache: its bf16 output per window (affinity), an
+ * LRU of fake_cache_cap windows like the agent's. */
 struct fake {
     struct sched_worker *w;
     uint16_t *cache;   /* [K][F*fs] */
     int *cache_step;   /* [K] */
+    int64_t *used, clock; /* [K] when each window was last written */
 };
+
+static int fake_cache_cap = 4096;
+
+/* fake_cached(): window k is still in the LRU (fewer than cap windows
+ * written since). */
+static int fake_cached(const struct fake *f, int64_t n_windows, int64_t k)
+{
+    int newer = 0;
+    for (int64_t i = 0; i < n_windows; i++)
+        newer += f->cache_step[i] >= 0 && f->used[i] > f->used[k];
+    return f->cache_step[k] >= 0 && newer < fake_cache_cap;
+}
 
 struct pending {
     int wi;
+    int64_t seq; /* dispatch order */
     struct sched_task t;
     uint64_t worker_id;
 };
@@ -83,6 +98,7 @@ static int run(const struct wire_job_params *p, int n_workers, unsigned seed, in
     struct fake fk[8];
     struct pending pend[64];
     int n_pend = 0, same = 0;
+    int64_t dispatched = 0;
     int64_t fs = LATENT_CHANNELS * (p->height / 8) * (p->width / 8);
     int64_t F = (p->clip_frames - 1) / 4 + 1;
     uint16_t *buf = xmalloc(sizeof(uint16_t) * (size_t)(F * fs));
@@ -94,6 +110,7 @@ static int run(const struct wire_job_params *p, int n_workers, unsigned seed, in
     memset(&h, 0, sizeof h);
     snprintf(h.models[0], sizeof h.models[0], "sim");
     h.n_models = 1;
+    h.cache_windows = (uint32_t)fake_cache_cap;
     for (int i = 0; i < n_workers; i++) {
         uint8_t rid[4] = {(uint8_t)i, 1, 2, 3};
         snprintf(h.name, sizeof h.name, "w%d", i);
@@ -101,6 +118,7 @@ static int run(const struct wire_job_params *p, int n_workers, unsigned seed, in
         sched_worker_credit(s, fk[i].w, 2);
         fk[i].cache = xcalloc((size_t)(j->n_windows * F * fs), 2);
         fk[i].cache_step = xcalloc((size_t)j->n_windows, sizeof(int));
+        fk[i].used = xcalloc((size_t)j->n_windows, sizeof(int64_t));
         for (int64_t k = 0; k < j->n_windows; k++)
             fk[i].cache_step[k] = -1;
     }
@@ -108,11 +126,16 @@ static int run(const struct wire_job_params *p, int n_workers, unsigned seed, in
         for (int i = 0; i < n_workers; i++) {
             struct sched_task t;
             while (n_pend < 64 && sched_next(s, fk[i].w, &t))
-                pend[n_pend++] = (struct pending){.wi = i, .t = t, .worker_id = fk[i].w->id};
+                pend[n_pend++] = (struct pending){.wi = i, .seq = ++dispatched, .t = t,
+                                                  .worker_id = fk[i].w->id};
         }
         if (!n_pend)
             break;
+        /* A random worker finishes its oldest task (workers run in order). */
         int pi = rand() % n_pend;
+        for (int q = 0; q < n_pend; q++)
+            if (pend[q].wi == pend[pi].wi && pend[q].seq < pend[pi].seq)
+                pi = q;
         struct pending pd = pend[pi];
         pend[pi] = pend[--n_pend];
         struct fake *f = &fk[pd.wi];
@@ -142,7 +165,8 @@ static int run(const struct wire_job_params *p, int n_workers, unsigned seed, in
         if (pd.t.step == 0) {
             sim_initial(p->seed, win->start, win->len, p->height / 8, p->width / 8, x);
         } else {
-            if (pd.t.base_step >= 0 && f->cache_step[pd.t.k] != pd.t.base_step)
+            if (pd.t.base_step >= 0 && (f->cache_step[pd.t.k] != pd.t.base_step ||
+                                        !fake_cached(f, j->n_windows, pd.t.k)))
                 return 0; /* coordinator assumed a cache the worker lacks */
             for (int64_t i = 0; i < win->len * fs; i++)
                 x[i] = pd.t.base_step >= 0 ? bf16_to_f32(f->cache[pd.t.k * F * fs + i]) : 0.f;
@@ -162,6 +186,7 @@ static int run(const struct wire_job_params *p, int n_workers, unsigned seed, in
         for (int64_t i = 0; i < win->len * fs; i++)
             f->cache[pd.t.k * F * fs + i] = f32_to_bf16(y[i]);
         f->cache_step[pd.t.k] = pd.t.step;
+        f->used[pd.t.k] = ++f->clock;
         /* The Result's tensors: the first min(O, len) frames f32, the rest bf16. */
         int64_t nh = p->overlap < win->len ? p->overlap : win->len;
         sched_accept(s, &t, y, f->cache + pd.t.k * F * fs + nh * fs, f->w->id);
@@ -185,6 +210,7 @@ static int run(const struct wire_job_params *p, int n_workers, unsigned seed, in
     for (int i = 0; i < n_workers; i++) {
         free(fk[i].cache);
         free(fk[i].cache_step);
+        free(fk[i].used);
     }
     free(buf);
     free(x);
@@ -225,6 +251,14 @@ int main(void)
         is_int(stale, 40, "every duplicate result is stale (10 windows x 4 steps)");
     }
     ok(bs < bf, "affinity sends fewer bytes (%lld of %lld)", (long long)bs, (long long)bf);
+    /* Workers keeping only 2 windows: the coordinator never counts on a
+     * window they dropped, and still saves bytes. */
+    fake_cache_cap = 2;
+    for (int nw = 1; nw <= 3; nw += 2)
+        ok(run(&p, nw, 5u + (unsigned)nw, 0, &stale, &bs, &bf),
+           "%d worker(s) with a 2-window cache: identical, no missing cache assumed", nw);
+    ok(bs < bf, "a small cache still saves bytes (%lld of %lld)", (long long)bs, (long long)bf);
+    fake_cache_cap = 4096;
     ok(run(&p, 3, 7, 1, &stale, &bs, &bf), "3 workers with deaths and requeues: identical");
     ok(stale > 0, "late results of dead workers are stale (%lld)", (long long)stale);
 
