@@ -91,6 +91,21 @@ struct coordinator {
     int direct_open;           /* this turn opened the transaction itself (store_direct) */
     struct deferred *deferred; /* results waiting for their window's last move to commit */
     size_t n_deferred, cap_deferred;
+    /* Acks of results whose head the scheduler holds in memory until the
+     * blend (sched_accept): sent once the window is final. A window's
+     * cookie is its slot + 1; free slots are stacked in held_free. */
+    struct held_ack *held;
+    size_t n_held, cap_held, *held_free, n_free;
+};
+
+struct held_ack {
+    uint8_t rid[WIRE_RID_MAX];
+    size_t rid_len;
+    uint64_t request_id;
+    struct wire_task_ref ref;
+    struct sched_job *job; /* NULL: free */
+    int64_t k;
+    int step;
 };
 
 struct deferred {
@@ -350,9 +365,52 @@ static enum conflict result_conflict(struct coordinator *c, const struct wire_ms
     return set_has(&c->seen_flight, j->row.id, k) ? CONFLICT_FLIGHT : CONFLICT_NONE;
 }
 
+/* ---- acks held until a result is durable --------------------------------------- */
+
+static void hold_ack(struct coordinator *c, const uint8_t *rid, size_t rid_len,
+                     const struct wire_msg *m, const struct sched_task *t)
+{
+    size_t i;
+    if (c->n_free > 0) {
+        i = c->held_free[--c->n_free];
+    } else {
+        if (c->n_held == c->cap_held) {
+            c->cap_held = c->cap_held ? 2 * c->cap_held : 64;
+            c->held = xrealloc(c->held, sizeof *c->held * c->cap_held);
+            c->held_free = xrealloc(c->held_free, sizeof *c->held_free * c->cap_held);
+        }
+        i = c->n_held++;
+    }
+    struct held_ack *h = &c->held[i];
+    memcpy(h->rid, rid, rid_len);
+    h->rid_len = rid_len;
+    h->request_id = m->request_id;
+    h->ref = m->u.result;
+    h->job = t->job;
+    h->k = t->k;
+    h->step = t->step;
+    t->job->win[t->k].cookie = i + 1;
+}
+
+/* release_ack(): the held result is durable with the open turn: its task
+ * row and its ack join it. */
+static void release_ack(struct coordinator *c, size_t i)
+{
+    struct held_ack *h = &c->held[i];
+    journal_task_finish(&c->jr_open, h->job->row.id, h->k, h->step, "done", now_wall());
+    struct outmsg *o = reply(c, h->rid, h->rid_len, WIRE_RESULT_ACK, h->request_id);
+    o->m.u.result_ack.ref = h->ref;
+    o->m.u.result_ack.accepted = 1;
+    h->job->win[h->k].cookie = 0;
+    h->job = NULL;
+    c->held_free[c->n_free++] = i;
+}
+
 static void hook_window(void *ctx, struct sched_job *j, int64_t k)
 {
     struct coordinator *c = ctx;
+    if (j->win[k].cookie && !j->win[k].head_mem)
+        release_ack(c, j->win[k].cookie - 1); /* blended: durable with this turn */
     set_add(&c->seen_open, j->row.id, k);
     if (c->n_dirty == c->cap_dirty) {
         c->cap_dirty = c->cap_dirty ? 2 * c->cap_dirty : 256;
@@ -381,7 +439,7 @@ static void write_windows(struct coordinator *c)
         if (i > 0 && c->dirty[i - 1].job == j && c->dirty[i - 1].k == k)
             continue;
         struct store_window w = {.k = k, .start = j->win[k].start, .len = j->win[k].len,
-                                 .received_step = j->win[k].received_step,
+                                 .received_step = sched_durable_received(&j->win[k]),
                                  .final_step = j->win[k].final_step,
                                  .attempt = j->win[k].attempt};
         journal_window(&c->jr_open, j->row.id, &w);
@@ -398,6 +456,11 @@ static int hook_settled(void *ctx, struct sched_job *j, int64_t k)
 static void hook_job(void *ctx, struct sched_job *j)
 {
     struct coordinator *c = ctx;
+    /* A job that ended never blends what it held: answer those results. */
+    if (j->state != SCHED_JOB_QUEUED && j->state != SCHED_JOB_RUNNING)
+        for (size_t i = 0; i < c->n_held; i++)
+            if (c->held[i].job == j)
+                release_ack(c, i);
     journal_job(&c->jr_open, &j->row);
     journal_event(&c->jr_open, j->row.id, j->row.state, "job %llu %s",
                   (unsigned long long)j->row.id, j->row.state);
@@ -746,8 +809,11 @@ static enum sched_verdict on_result(struct coordinator *c, struct sched_worker *
         sched_requeue(c->sched, &t);
         return v;
     }
-    sched_accept(c->sched, &t, m->tensors[0].data, m->tensors[1].data, w->id);
     c->st.results++;
+    if (!sched_accept(c->sched, &t, m->tensors[0].data, m->tensors[1].data, w->id)) {
+        hold_ack(c, rid, rid_len, m, &t); /* durable once blended */
+        return v;
+    }
     journal_task_finish(&c->jr_open, j->row.id, t.k, t.step, "done", now_wall());
     struct outmsg *o = reply(c, rid, rid_len, WIRE_RESULT_ACK, m->request_id);
     o->m.u.result_ack.ref = m->u.result;
@@ -1523,6 +1589,8 @@ void coordinator_destroy(struct coordinator **pc)
     for (size_t i = 0; i < c->n_deferred; i++)
         wire_msg_release(&c->deferred[i].m); /* never acknowledged: requeued on restart */
     free(c->deferred);
+    free(c->held);
+    free(c->held_free);
     journal_free(&c->jr_open);
     journal_free(&c->jr_flight);
     free(c->dirty);

@@ -11,11 +11,12 @@
  * faults). A result carries its first min(O, len) frames in f32 and the
  * others already rounded to bf16 (stored as received). A result whose
  * predecessor is already final at that step is blended straight from the
- * received f32 head and written once; only a
- * result that must wait keeps its first O frames as f32 in the store's head
- * (so after a crash, received_step == final_step + 1 with k > 0 and step > 0
- * means exactly "the head is in the store"). Per result the work is
- * O(window length + overlapping windows), never O(windows).
+ * received f32 head and written once. A result that must wait keeps its
+ * first O frames in f32 in memory (win->head_mem, within SCHED_HEAD_MEMORY,
+ * not durable: its window's row says not received) or else in the store's
+ * head area (so after a crash, a row with received_step == final_step + 1,
+ * k > 0 and step > 0 means exactly "the head is in the store"). Per result
+ * the work is O(window length + overlapping windows), never O(windows).
  */
 #include "scheduler.h"
 
@@ -56,6 +57,7 @@ struct sched {
     uint64_t seq;
     uint64_t next_worker_id;
     uint16_t *buf16, *prev16; /* scratch: a window of bf16 frames; O frames */
+    size_t head_mem_bytes;    /* all windows' head_mem */
     float *head32;            /* scratch: O frames of f32 */
     size_t cap16, cap_prev, cap_head;
 };
@@ -160,6 +162,8 @@ struct sched *sched_new(const struct sched_hooks *hooks, void *ctx)
 
 static void job_free(struct sched_job *j)
 {
+    for (int64_t k = 0; k < j->n_windows; k++)
+        free(j->win[k].head_mem);
     latent_file_close(&j->lf);
     free(j->seg);
     free(j->win);
@@ -214,9 +218,21 @@ void sched_task_store_key(const struct sched_task *t, int64_t *k, int *step)
     *step = t->kind == WIRE_TASK_DECODE ? (int)t->seg : t->kind == WIRE_TASK_PREPARE ? 0 : t->step;
 }
 
+static void drop_head(struct sched *s, struct sched_job *j, struct sched_window *w)
+{
+    if (!w->head_mem)
+        return;
+    free(w->head_mem);
+    w->head_mem = NULL;
+    s->head_mem_bytes -= sizeof(float) * (size_t)(j->row.params.overlap * j->fs);
+}
+
 static void set_job_state(struct sched *s, struct sched_job *j, enum sched_job_state st)
 {
     j->state = st;
+    if (st != SCHED_JOB_QUEUED && st != SCHED_JOB_RUNNING)
+        for (int64_t k = 0; k < j->n_windows; k++)
+            drop_head(s, j, &j->win[k]); /* never to be blended */
     snprintf(j->row.state, sizeof j->row.state, "%s", sched_job_state_name(st));
     if (s->hooks.job_changed)
         s->hooks.job_changed(s->ctx, j);
@@ -337,10 +353,15 @@ static void finalize(struct sched *s, struct sched_job *j, int64_t k, int step, 
     int O = j->row.params.overlap;
     if (k > 0 && step > 0 && O > 0 && !blended) {
         size_t n = (size_t)(O * j->fs);
-        s->head32 = scratch(s->head32, &s->cap_head, sizeof(float) * n);
         s->buf16 = scratch(s->buf16, &s->cap16, sizeof(uint16_t) * n);
-        latent_file_read_head(j->lf, k, s->head32, O);
-        blend_head(s, j, k, step, s->head32, s->buf16);
+        if (w->head_mem) {
+            blend_head(s, j, k, step, w->head_mem, s->buf16);
+            drop_head(s, j, w);
+        } else {
+            s->head32 = scratch(s->head32, &s->cap_head, sizeof(float) * n);
+            latent_file_read_head(j->lf, k, s->head32, O);
+            blend_head(s, j, k, step, s->head32, s->buf16);
+        }
         latent_file_write_slot(j->lf, step & 1, k, 0, s->buf16, O);
     }
     w->final_step = step;
@@ -910,8 +931,13 @@ static int check_range(const struct sched_job *j, int64_t a, int64_t b)
     return 1;
 }
 
-void sched_accept(struct sched *s, const struct sched_task *t, const float *head,
-                  const uint16_t *rest, uint64_t by)
+int sched_durable_received(const struct sched_window *w)
+{
+    return w->head_mem ? w->final_step : w->received_step;
+}
+
+int sched_accept(struct sched *s, const struct sched_task *t, const float *head,
+                 const uint16_t *rest, uint64_t by)
 {
     struct sched_job *j = t->job;
     struct sched_window *w = &j->win[t->k];
@@ -928,8 +954,15 @@ void sched_accept(struct sched *s, const struct sched_task *t, const float *head
         blend_head(s, j, t->k, t->step, head, s->buf16);
         latent_file_write_slot(j->lf, t->step & 1, t->k, 0, s->buf16, nh);
     } else {
-        if (nb)
+        size_t bytes = sizeof(float) * (size_t)(nb * j->fs);
+        if (nb && nb == O && s->head_mem_bytes + bytes <= SCHED_HEAD_MEMORY) {
+            /* Held until the blend: written once, as bf16, then. */
+            w->head_mem = xmalloc(bytes);
+            memcpy(w->head_mem, head, bytes);
+            s->head_mem_bytes += bytes;
+        } else if (nb) {
             latent_file_write_head(j->lf, t->k, head, nb);
+        }
         if (nh > nb)
             latent_file_write_slot(j->lf, t->step & 1, t->k, nb, s->buf16 + nb * j->fs,
                                    nh - nb);
@@ -948,6 +981,7 @@ void sched_accept(struct sched *s, const struct sched_task *t, const float *head
     advance(s, j, t->k, blended);
     assert(check_range(j, w->lo > 0 ? w->lo - 1 : 0,
                        w->hi + 1 < j->n_windows ? w->hi + 1 : j->n_windows - 1));
+    return w->head_mem == NULL;
 }
 
 const uint16_t *sched_final_frame(struct sched_job *j, int64_t f)

@@ -62,6 +62,9 @@ struct sched_window {
     uint64_t ready_seq;         /* FIFO order among equal priorities */
     uint64_t last_worker;       /* who produced received_step (affinity) */
     int64_t last_worker_done;   /* ... and its tasks_done just after */
+    float *head_mem;            /* a received head waiting for its blend, kept in
+                                 * memory instead of the store (sched_accept) */
+    uint64_t cookie;            /* the caller's, untouched by the scheduler */
 };
 
 /* A prepare or decode task: one attempt at a time, like a window. */
@@ -229,9 +232,22 @@ enum sched_verdict sched_check_result(struct sched *s, struct sched_worker *w,
  * here), and rest, the other len - n_head frames already rounded to bf16
  * [len - n_head][16][h][w] (f32_to_bf16, stored as they are). by is the
  * worker that produced it (affinity).
+ *
+ * A head that must wait for its predecessor's blend is kept in memory
+ * (win->head_mem, up to SCHED_HEAD_MEMORY bytes in all; beyond that in the
+ * store's head area): it is then not durable, and the caller must neither
+ * record the window as received (sched_durable_received()) nor acknowledge
+ * the result until the window is final (a crash before that requeues the
+ * task). Returns 1 when the result is durable once written, 0 when its
+ * head is held in memory.
  */
-void sched_accept(struct sched *s, const struct sched_task *t, const float *head,
-                  const uint16_t *rest, uint64_t by);
+#define SCHED_HEAD_MEMORY ((size_t)64 << 20)
+int sched_accept(struct sched *s, const struct sched_task *t, const float *head,
+                 const uint16_t *rest, uint64_t by);
+
+/* sched_durable_received(): the received step the store can vouch for: a
+ * head held in memory is not (its window counts as not received). */
+int sched_durable_received(const struct sched_window *w);
 
 /* sched_accept_unit() marks prepare or decode task t (checked SCHED_OK)
  * done, its output stored by the caller; wakes what waited on it. */
