@@ -58,6 +58,7 @@ struct sched {
     uint64_t next_worker_id;
     uint16_t *buf16, *prev16; /* scratch: a window of bf16 frames; O frames */
     size_t head_mem_bytes;    /* all windows' head_mem */
+    size_t head_mem_cap;      /* SCHED_HEAD_MEMORY unless set */
     float *head32;            /* scratch: O frames of f32 */
     size_t cap16, cap_prev, cap_head;
 };
@@ -157,6 +158,7 @@ struct sched *sched_new(const struct sched_hooks *hooks, void *ctx)
         s->hooks = *hooks;
     s->ctx = ctx;
     s->next_worker_id = 1;
+    s->head_mem_cap = SCHED_HEAD_MEMORY;
     return s;
 }
 
@@ -931,6 +933,11 @@ static int check_range(const struct sched_job *j, int64_t a, int64_t b)
     return 1;
 }
 
+void sched_set_head_memory(struct sched *s, size_t bytes)
+{
+    s->head_mem_cap = bytes;
+}
+
 int sched_durable_received(const struct sched_window *w)
 {
     return w->head_mem ? w->final_step : w->received_step;
@@ -955,7 +962,7 @@ int sched_accept(struct sched *s, const struct sched_task *t, const float *head,
         latent_file_write_slot(j->lf, t->step & 1, t->k, 0, s->buf16, nh);
     } else {
         size_t bytes = sizeof(float) * (size_t)(nb * j->fs);
-        if (nb && nb == O && s->head_mem_bytes + bytes <= SCHED_HEAD_MEMORY) {
+        if (nb && nb == O && s->head_mem_bytes + bytes <= s->head_mem_cap) {
             /* Held until the blend: written once, as bf16, then. */
             w->head_mem = xmalloc(bytes);
             memcpy(w->head_mem, head, bytes);

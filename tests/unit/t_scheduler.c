@@ -71,6 +71,8 @@ struct fake {
 };
 
 static int fake_cache_cap = 4096;
+static size_t head_memory = SCHED_HEAD_MEMORY;
+static int64_t held_heads; /* results whose head the scheduler kept in memory */
 
 /* fake_cached(): window k is still in the LRU (fewer than cap windows
  * written since). */
@@ -94,6 +96,8 @@ static int run(const struct wire_job_params *p, int n_workers, unsigned seed, in
                int64_t *stale_out, int64_t *bytes_sent, int64_t *bytes_full)
 {
     struct sched *s = sched_new(NULL, NULL);
+    sched_set_head_memory(s, head_memory);
+    held_heads = 0;
     struct sched_job *j = add_job(s, p, 0);
     struct fake fk[8];
     struct pending pend[64];
@@ -189,7 +193,11 @@ static int run(const struct wire_job_params *p, int n_workers, unsigned seed, in
         f->used[pd.t.k] = ++f->clock;
         /* The Result's tensors: the first min(O, len) frames f32, the rest bf16. */
         int64_t nh = p->overlap < win->len ? p->overlap : win->len;
-        sched_accept(s, &t, y, f->cache + pd.t.k * F * fs + nh * fs, f->w->id);
+        if (!sched_accept(s, &t, y, f->cache + pd.t.k * F * fs + nh * fs, f->w->id)) {
+            held_heads++;
+            if (!win->head_mem || sched_durable_received(win) != win->final_step)
+                return 0; /* a held head must not count as received */
+        }
         /* A duplicate of the same result is stale. */
         if (sched_check_result(s, f->w, &ref, &t) == SCHED_STALE)
             stale++;
@@ -259,6 +267,12 @@ int main(void)
            "%d worker(s) with a 2-window cache: identical, no missing cache assumed", nw);
     ok(bs < bf, "a small cache still saves bytes (%lld of %lld)", (long long)bs, (long long)bf);
     fake_cache_cap = 4096;
+    ok(held_heads > 0, "heads waiting for their blend were held in memory (%lld)",
+       (long long)held_heads);
+    head_memory = 0;
+    ok(run(&p, 3, 9, 0, &stale, &bs, &bf) && held_heads == 0,
+       "no head memory: every waiting head goes to the store, identical");
+    head_memory = SCHED_HEAD_MEMORY;
     ok(run(&p, 3, 7, 1, &stale, &bs, &bf), "3 workers with deaths and requeues: identical");
     ok(stale > 0, "late results of dead workers are stale (%lld)", (long long)stale);
 
