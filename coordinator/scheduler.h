@@ -241,7 +241,7 @@ enum sched_verdict sched_check_result(struct sched *s, struct sched_worker *w,
  * task). Returns 1 when the result is durable once written, 0 when its
  * head is held in memory.
  */
-#define SCHED_HEAD_MEMORY ((size_t)64 << 20)
+#define SCHED_HEAD_MEMORY ((size_t)16 << 20)
 /* sched_set_head_memory() changes that budget (0: every head to the store). */
 void sched_set_head_memory(struct sched *s, size_t bytes);
 int sched_accept(struct sched *s, const struct sched_task *t, const float *head,
