@@ -146,6 +146,9 @@ asan:
 bench: $(BINS)
 	$(BUILD)/bin/encore bench engine
 	$(BUILD)/bin/encore bench farm --workers 64 --windows 1400 --steps 50 --sim-ms 20
+	$(BUILD)/bin/encore bench farm --workers 64 --windows 1400 --steps 50 --sim-ms 20 --threads
+	$(BUILD)/bin/encore bench farm --workers 64 --windows 1400 --steps 50 --sim-ms 0
+	$(BUILD)/bin/encore bench farm --workers 64 --windows 1400 --steps 50 --sim-ms 0 --threads
 	$(BUILD)/bin/encore bench render
 	$(BUILD)/bin/encore bench render --seconds 10 --mid
 	$(BUILD)/bin/encore bench encoders

@@ -331,11 +331,11 @@ int bench_farm(int argc, char **argv)
         printf("{\"workers\":%d,\"windows\":%d,\"steps\":%d,\"sim_ms\":%d,\"tasks\":%.0f,"
                "\"makespan_s\":%.4f,\"ideal_s\":%.4f,\"efficiency\":%.4f,\"tasks_per_s\":%.1f,"
                "\"coordinator_cpu_per_task_s\":%.3e,\"bytes_per_task\":%.1f,"
-               "\"bytes_per_task_no_affinity\":%.1f,\"%s\":%ld,"
+               "\"bytes_per_task_no_affinity\":%.1f,\"coordinator_rss_bytes\":%ld,%s"
                "\"worker_busy_ms_per_task\":%.3f,\"worker_starved_ms_per_task\":%.3f,"
                "\"durable\":%s,\"workers_as\":\"%s\"}\n",
                W, K, S, N, tasks, makespan, ideal, eff, tps, cpu, bpt, bptn,
-               threads ? "process_rss_bytes" : "coordinator_rss_bytes", rss, busy_ms, starved_ms,
+               rss, threads ? "\"coordinator_rss_is_process\":true," : "", busy_ms, starved_ms,
                durable ? "true" : "false", threads ? "threads" : "threads of another process");
     } else {
         printf("farm: %d workers, %d windows x %d steps = %.0f tasks, %d ms each%s\n", W, K, S,
