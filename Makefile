@@ -53,6 +53,19 @@ ALL_NVCCFLAGS = -std=c++17 $(NVCCFLAGS) -arch=$(CUDA_ARCH) --fmad=false -DENCORE
 ALL_LDLIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart -lstdc++
 endif
 
+.DEFAULT_GOAL := all
+
+# A build directory remembers the flags it was built with: when they change
+# (make asan, CUDA=1 into the same BUILD, CFLAGS=...), everything rebuilds
+# instead of linking objects of two kinds.
+FLAGS_STAMP := $(BUILD)/.flags
+FLAGS_NOW = $(CC) $(ALL_CFLAGS) $(ALL_LDLIBS) $(ALL_NVCCFLAGS)
+$(FLAGS_STAMP): FORCE | $(DEPS_STAMP)
+	@mkdir -p $(@D)
+	@printf '%s\n' '$(FLAGS_NOW)' | cmp -s - $@ || printf '%s\n' '$(FLAGS_NOW)' > $@
+FORCE:
+.PHONY: FORCE
+
 ifeq ($(V),1)
 Q :=
 else
@@ -98,7 +111,7 @@ $(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: proto/%.proto | $(DEPS_STAMP)
 	$(if $(Q),@echo "  PROTOC  $<")
 	$(Q)protoc-c --c_out=$(BUILD)/gen --proto_path=proto $<
 
-$(BUILD)/gen/%.pb-c.o: $(BUILD)/gen/%.pb-c.c
+$(BUILD)/gen/%.pb-c.o: $(BUILD)/gen/%.pb-c.c $(FLAGS_STAMP)
 	$(if $(Q),@echo "  CC      $<")
 	$(Q)$(CC) $(BASE_CFLAGS) $(OPT) $(PKG_CFLAGS) $(CFLAGS) -w -c $< -o $@
 
@@ -106,16 +119,16 @@ $(BUILD)/gen/schema_sql.c: $(SCHEMAS) scripts/embed-schema.sh
 	@mkdir -p $(@D)
 	$(Q)sh scripts/embed-schema.sh $(SCHEMAS) > $@
 
-$(BUILD)/gen/schema_sql.o: $(BUILD)/gen/schema_sql.c
+$(BUILD)/gen/schema_sql.o: $(BUILD)/gen/schema_sql.c $(FLAGS_STAMP)
 	$(if $(Q),@echo "  CC      $<")
 	$(Q)$(CC) $(BASE_CFLAGS) $(OPT) $(CFLAGS) -w -c $< -o $@
 
-$(BUILD)/%.o: %.c | $(DEPS_STAMP) $(PROTO_H)
+$(BUILD)/%.o: %.c $(FLAGS_STAMP) | $(DEPS_STAMP) $(PROTO_H)
 	@mkdir -p $(@D)
 	$(if $(Q),@echo "  CC      $<")
 	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
 
-$(BUILD)/%.o: %.cu | $(DEPS_STAMP)
+$(BUILD)/%.o: %.cu $(FLAGS_STAMP) | $(DEPS_STAMP)
 	@mkdir -p $(@D)
 	$(if $(Q),@echo "  NVCC    $<")
 	$(Q)$(NVCC) $(ALL_NVCCFLAGS) -c $< -o $@
