@@ -635,9 +635,9 @@ static enum sched_verdict on_result(struct coordinator *c, struct sched_worker *
     struct sched_task t;
     if (failed)
         r = (struct sched_ref){m->u.task_failed.ref.job_id, m->u.task_failed.ref.task_id,
-                               m->u.task_failed.ref.attempt};
+                               m->u.task_failed.ref.attempt, 0};
     else
-        r = (struct sched_ref){m->u.result.job_id, m->u.result.task_id, m->u.result.attempt};
+        r = (struct sched_ref){m->u.result.job_id, m->u.result.task_id, m->u.result.attempt, 0};
     enum sched_verdict v = sched_check_result(c->sched, w, &r, &t);
     switch (v) {
     case SCHED_UNKNOWN_JOB:

@@ -114,6 +114,8 @@ struct sched_task {
 struct sched_ref {
     uint64_t job_id, task_id;
     uint32_t attempt;
+    uint64_t seq;               /* running[]: sent as the worker's seq-th task of its
+                                 * session (1, 2, ...; set by the coordinator); 0 unknown */
 };
 
 #define SCHED_MAX_CREDITS 8
@@ -128,6 +130,7 @@ struct sched_worker {
     int credits;
     int n_running;
     struct sched_ref running[SCHED_MAX_CREDITS];
+    uint64_t tasks_sent;        /* Task messages sent in this session (the coordinator's) */
     int64_t last_seen_ms;
     double connected_at;
     int64_t tasks_done;
