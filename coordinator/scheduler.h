@@ -197,6 +197,9 @@ struct sched_worker *const *sched_workers(struct sched *s, size_t *n);
 /* sched_worker_remove() requeues every task the worker held and frees it. */
 void sched_worker_remove(struct sched *s, struct sched_worker **w);
 void sched_worker_credit(struct sched *s, struct sched_worker *w, int n);
+/* sched_worker_holds() is w's running[] entry for task r (job, task and
+ * attempt compared; r's seq is not), or NULL when w does not hold it. */
+struct sched_ref *sched_worker_holds(struct sched_worker *w, const struct sched_ref *r);
 
 /*
  * sched_next() picks the next task for worker w (one credit): the most
