@@ -165,6 +165,7 @@ int wire_encode(const struct wire_msg *m, uint8_t **buf, size_t *len)
     Encore__HelloAck hello_ack;
     Encore__Credit credit;
     Encore__Heartbeat heartbeat;
+    Encore__TaskRef held[WIRE_HEARTBEAT_MAX], *heldp[WIRE_HEARTBEAT_MAX];
     Encore__HeartbeatAck heartbeat_ack;
     Encore__Task task;
     Encore__JobParams params;
@@ -235,6 +236,21 @@ int wire_encode(const struct wire_msg *m, uint8_t **buf, size_t *len)
         break;
     case WIRE_HEARTBEAT:
         encore__heartbeat__init(&heartbeat);
+        if (m->u.heartbeat.n < 0 || m->u.heartbeat.n > WIRE_HEARTBEAT_MAX) {
+            rc = log_error_rc(ENC_EINVAL, "a heartbeat lists %d tasks, at most %d allowed",
+                              m->u.heartbeat.n, WIRE_HEARTBEAT_MAX);
+            goto out;
+        }
+        for (int i = 0; i < m->u.heartbeat.n; i++) {
+            encore__task_ref__init(&held[i]);
+            held[i].job_id = m->u.heartbeat.tasks[i].job_id;
+            held[i].task_id = m->u.heartbeat.tasks[i].task_id;
+            held[i].attempt = m->u.heartbeat.tasks[i].attempt;
+            heldp[i] = &held[i];
+        }
+        heartbeat.n_tasks = (size_t)m->u.heartbeat.n;
+        heartbeat.tasks = heldp;
+        heartbeat.received = m->u.heartbeat.received;
         env.heartbeat = &heartbeat;
         break;
     case WIRE_HEARTBEAT_ACK:
@@ -594,7 +610,23 @@ int wire_decode(const uint8_t *buf, size_t len, const struct wire_limits *limits
         NEED(env->credit, "credit");
         m->u.credit.n = env->credit->n;
         break;
-    case ENCORE__ENVELOPE__BODY_HEARTBEAT:
+    case ENCORE__ENVELOPE__BODY_HEARTBEAT: {
+        const Encore__Heartbeat *h = env->heartbeat;
+        NEED(h, "heartbeat");
+        if (h->n_tasks > WIRE_HEARTBEAT_MAX) {
+            snprintf(err, errlen, "heartbeat lists %zu tasks, at most %d allowed", h->n_tasks,
+                     WIRE_HEARTBEAT_MAX);
+            goto bad;
+        }
+        m->u.heartbeat.received = h->received;
+        m->u.heartbeat.n = (int)h->n_tasks;
+        for (size_t i = 0; i < h->n_tasks; i++) {
+            m->u.heartbeat.tasks[i].job_id = h->tasks[i]->job_id;
+            m->u.heartbeat.tasks[i].task_id = h->tasks[i]->task_id;
+            m->u.heartbeat.tasks[i].attempt = h->tasks[i]->attempt;
+        }
+        break;
+    }
     case ENCORE__ENVELOPE__BODY_HEARTBEAT_ACK:
     case ENCORE__ENVELOPE__BODY_RESET:
     case ENCORE__ENVELOPE__BODY_WORKERS:

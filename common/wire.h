@@ -29,6 +29,7 @@
 #define WIRE_MAX_MODELS 8
 #define WIRE_ERR_MAX 256
 #define WIRE_HASH_MAX 65 /* sha256 in hex + NUL */
+#define WIRE_HEARTBEAT_MAX 64 /* tasks a heartbeat may list */
 
 enum wire_kind {
     WIRE_NONE = 0,
@@ -160,6 +161,13 @@ struct wire_msg {
         struct wire_hello hello;
         struct { uint64_t worker_id; uint32_t heartbeat_ms, lease_ms; } hello_ack;
         struct { int n; } credit;
+        /* The tasks the worker holds (queued, running, done but not yet
+         * reported) and the Task messages it received since its HelloAck. */
+        struct {
+            uint64_t received;
+            int n;
+            struct wire_task_ref tasks[WIRE_HEARTBEAT_MAX];
+        } heartbeat;
         struct wire_task task;
         struct wire_task_ref result;                 /* denoise: head f32, rest bf16 */
         struct { struct wire_task_ref ref; int reason; char message[WIRE_ERR_MAX]; } task_failed;
@@ -213,7 +221,8 @@ void wire_msg_add_tensor(struct wire_msg *m, enum wire_dtype dt, int ndim, const
 /*
  * wire_encode() serialises the envelope (not the tensor data) into a new
  * buffer *buf of *len bytes; the caller frees it. Tensor descriptors are
- * taken from m->tensors. Returns 0 or ENC_EINVAL for a message with no body.
+ * taken from m->tensors. Returns 0 or ENC_EINVAL for a message with no body
+ * or a heartbeat whose n is not in [0, WIRE_HEARTBEAT_MAX].
  */
 int wire_encode(const struct wire_msg *m, uint8_t **buf, size_t *len);
 
@@ -222,7 +231,9 @@ int wire_encode(const struct wire_msg *m, uint8_t **buf, size_t *len);
  * initialises). Tensor frames are attached afterwards by the receiver.
  * Returns 0, or ENC_EWIRE with the reason in err (size errlen) for a frame
  * over limits->max_envelope, bytes that are not an Envelope, a version other
- * than WIRE_PROTOCOL_VERSION, a missing body or an oversized string.
+ * than WIRE_PROTOCOL_VERSION, a missing body, an oversized string or a
+ * repeated field over its limit (e.g. a heartbeat listing more than
+ * WIRE_HEARTBEAT_MAX tasks).
  */
 int wire_decode(const uint8_t *buf, size_t len, const struct wire_limits *limits,
                 struct wire_msg *m, char *err, size_t errlen);

@@ -698,9 +698,9 @@ static enum sched_verdict on_result(struct coordinator *c, struct sched_worker *
     struct sched_task t;
     if (failed)
         r = (struct sched_ref){m->u.task_failed.ref.job_id, m->u.task_failed.ref.task_id,
-                               m->u.task_failed.ref.attempt};
+                               m->u.task_failed.ref.attempt, 0};
     else
-        r = (struct sched_ref){m->u.result.job_id, m->u.result.task_id, m->u.result.attempt};
+        r = (struct sched_ref){m->u.result.job_id, m->u.result.task_id, m->u.result.attempt, 0};
     enum sched_verdict v = sched_check_result(c->sched, w, &r, &t);
     switch (v) {
     case SCHED_UNKNOWN_JOB:
@@ -1137,6 +1137,46 @@ static void on_get_output(struct coordinator *c, const uint8_t *rid, size_t rid_
     wire_msg_add_tensor(&o->m, WIRE_DTYPE_U8, 1, shape, buf);
 }
 
+/*
+ * reconcile(): heartbeat m from w lists the tasks w holds and counts the
+ * Task messages it received in its session. A running[] task sent as one of
+ * those (seq <= received) that the list lacks is lost: its result was
+ * refused (malformed, naming another task) or w dropped it. One connection
+ * keeps order, so a result w sent before the heartbeat was handled before
+ * it, except one deferred here (result_conflict()): that task is kept. A
+ * lost task is requeued, like a lease expiry, and its credit comes back.
+ */
+static void reconcile(struct coordinator *c, struct sched_worker *w, const uint8_t *rid,
+                      size_t rid_len, const struct wire_msg *m)
+{
+    for (int i = 0; i < w->n_running;) {
+        struct sched_ref r = w->running[i];
+        int keep = r.seq == 0 || r.seq > m->u.heartbeat.received;
+        for (int k = 0; !keep && k < m->u.heartbeat.n; k++) {
+            const struct wire_task_ref *h = &m->u.heartbeat.tasks[k];
+            keep = h->job_id == r.job_id && h->task_id == r.task_id && h->attempt == r.attempt;
+        }
+        for (size_t k = 0; !keep && k < c->n_deferred; k++) {
+            const struct deferred *d = &c->deferred[k];
+            keep = d->m.kind == WIRE_RESULT && d->rid_len == rid_len &&
+                   memcmp(d->rid, rid, rid_len) == 0 && d->m.u.result.job_id == r.job_id &&
+                   d->m.u.result.task_id == r.task_id && d->m.u.result.attempt == r.attempt;
+        }
+        if (keep) {
+            i++;
+            continue;
+        }
+        log_warn("worker '%s' (id %llu) no longer holds job %llu task %llu (attempt %u, its "
+                 "task %llu of the session): requeuing it",
+                 w->name, (unsigned long long)w->id, (unsigned long long)r.job_id,
+                 (unsigned long long)r.task_id, r.attempt, (unsigned long long)r.seq);
+        struct sched_task t;
+        /* Takes running[i] out and gives its credit back. */
+        if (sched_check_result(c->sched, w, &r, &t) == SCHED_OK)
+            sched_requeue(c->sched, &t);
+    }
+}
+
 static void handle(struct coordinator *c, const uint8_t *rid, size_t rid_len,
                    const struct wire_msg *m)
 {
@@ -1153,6 +1193,7 @@ static void handle(struct coordinator *c, const uint8_t *rid, size_t rid_len,
             sched_worker_credit(c->sched, w, m->u.credit.n);
         } else {
             reply(c, rid, rid_len, WIRE_HEARTBEAT_ACK, m->request_id);
+            reconcile(c, w, rid, rid_len, m);
         }
         break;
     case WIRE_RESULT:
@@ -1268,6 +1309,11 @@ static void send_task(struct coordinator *c, struct sched_worker *w, const struc
     int ss;
     sched_task_store_key(t, &sk, &ss);
     o->early = 1;
+    /* Tasks leave in this order (flush_tasks()): number them (reconcile()). */
+    struct sched_ref *held =
+        sched_worker_holds(w, &(struct sched_ref){j->row.id, t->task_id, t->attempt, 0});
+    if (held)
+        held->seq = ++w->tasks_sent;
     if (t->kind != WIRE_TASK_DENOISE) {
         wt->job_id = j->row.id;
         wt->task_id = t->task_id;

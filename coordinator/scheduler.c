@@ -600,6 +600,15 @@ void sched_worker_credit(struct sched *s, struct sched_worker *w, int n)
         w->credits = 0;
 }
 
+struct sched_ref *sched_worker_holds(struct sched_worker *w, const struct sched_ref *r)
+{
+    for (int i = 0; i < w->n_running; i++)
+        if (w->running[i].job_id == r->job_id && w->running[i].task_id == r->task_id &&
+            w->running[i].attempt == r->attempt)
+            return &w->running[i];
+    return NULL;
+}
+
 /* task_of(): decode a reference into job/window/step; 0 if it names none. */
 static int task_of(struct sched *s, const struct sched_ref *r, struct sched_task *t)
 {

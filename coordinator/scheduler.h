@@ -117,6 +117,8 @@ struct sched_task {
 struct sched_ref {
     uint64_t job_id, task_id;
     uint32_t attempt;
+    uint64_t seq;               /* running[]: sent as the worker's seq-th task of its
+                                 * session (1, 2, ...; set by the coordinator); 0 unknown */
 };
 
 #define SCHED_MAX_CREDITS 8
@@ -131,6 +133,7 @@ struct sched_worker {
     int credits;
     int n_running;
     struct sched_ref running[SCHED_MAX_CREDITS];
+    uint64_t tasks_sent;        /* Task messages sent in this session (the coordinator's) */
     int64_t last_seen_ms;
     double connected_at;
     int64_t tasks_done;
@@ -197,6 +200,9 @@ struct sched_worker *const *sched_workers(struct sched *s, size_t *n);
 /* sched_worker_remove() requeues every task the worker held and frees it. */
 void sched_worker_remove(struct sched *s, struct sched_worker **w);
 void sched_worker_credit(struct sched *s, struct sched_worker *w, int n);
+/* sched_worker_holds() is w's running[] entry for task r (job, task and
+ * attempt compared; r's seq is not), or NULL when w does not hold it. */
+struct sched_ref *sched_worker_holds(struct sched_worker *w, const struct sched_ref *r);
 
 /*
  * sched_next() picks the next task for worker w (one credit): the most

@@ -5,7 +5,10 @@
  * returned by the coordinator's bookkeeping when a result of that session
  * arrives; a task finished after its session ended (the coordinator
  * restarted or expired us) is still reported (it will be dropped as stale)
- * and its slot is granted again with an explicit credit.
+ * and its slot is granted again with an explicit credit. Each heartbeat
+ * lists the tasks held (queued, running, done but not yet reported) and
+ * counts the Task messages received in the session, so the coordinator can
+ * requeue a task it thinks we hold but we do not (docs/protocol.md).
  *
  *   DISCONNECTED --connect, hello--> HELLO_SENT --hello_ack--> READY
  *        ^                               |                      |
@@ -101,6 +104,7 @@ struct agent {
     volatile sig_atomic_t stop;
     enum agent_state state;
     int session;
+    uint64_t received;              /* Task messages since the session's HelloAck */
     int hb_ms;
     int64_t last_heard, last_beat, last_hello;
     int backoff_ms;
@@ -112,7 +116,8 @@ struct agent {
     pthread_cond_t cv;
     struct job_task queue[QUEUE_MAX];
     int n_queue;
-    int running;                    /* the runner holds a task */
+    int running;                    /* the runner holds a task ... */
+    struct wire_task_ref current;   /* ... this one */
     struct done_task done[QUEUE_MAX + 1];
     int n_done;
     int quit;                       /* runner exits */
@@ -732,6 +737,8 @@ static void *runner_main(void *arg)
         memmove(&a->queue[0], &a->queue[1], sizeof a->queue[0] * (size_t)(a->n_queue - 1));
         a->n_queue--;
         a->running = 1;
+        a->current =
+            (struct wire_task_ref){jt.m->u.task.job_id, jt.m->u.task.task_id, jt.m->u.task.attempt};
         pthread_mutex_unlock(&a->mu);
 
         struct done_task d;
@@ -763,6 +770,34 @@ static int send_simple(struct agent *a, enum wire_kind k, int n)
     if (k == WIRE_CREDIT)
         m.u.credit.n = n;
     return wire_send(a->sock, NULL, 0, &m);
+}
+
+/* send_heartbeat(): the tasks this worker holds, queued, running or done
+ * with the result not sent yet (send_done() runs on this thread, so what it
+ * sent before is not listed and what it did not send is), and the Task
+ * messages received in this session: the coordinator requeues a task it
+ * sent among those that the list lacks (docs/protocol.md). */
+static void send_heartbeat(struct agent *a)
+{
+    struct wire_msg m;
+    wire_msg_init(&m, WIRE_HEARTBEAT);
+    m.u.heartbeat.received = a->received;
+    struct wire_task_ref *l = m.u.heartbeat.tasks;
+    int n = 0;
+    pthread_mutex_lock(&a->mu);
+    for (int i = 0; i < a->n_queue && n < WIRE_HEARTBEAT_MAX; i++)
+        l[n++] = (struct wire_task_ref){a->queue[i].m->u.task.job_id, a->queue[i].m->u.task.task_id,
+                                        a->queue[i].m->u.task.attempt};
+    if (a->running && n < WIRE_HEARTBEAT_MAX)
+        l[n++] = a->current;
+    for (int i = 0; i < a->n_done && n < WIRE_HEARTBEAT_MAX; i++)
+        l[n++] = a->done[i].ref;
+    int all = n == a->n_queue + a->running + a->n_done;
+    pthread_mutex_unlock(&a->mu);
+    m.u.heartbeat.n = n;
+    if (!all)
+        m.u.heartbeat.received = 0; /* a partial list: claim nothing */
+    wire_send(a->sock, NULL, 0, &m);
 }
 
 static void send_hello(struct agent *a)
@@ -854,6 +889,7 @@ static void on_message(struct agent *a, struct wire_msg *m)
             break; /* a reply to a hello repeated while the coordinator was away */
         a->state = ST_READY;
         a->session++;
+        a->received = 0;
         a->backoff_ms = 100;
         if (m->u.hello_ack.heartbeat_ms >= 10)
             a->hb_ms = (int)m->u.hello_ack.heartbeat_ms;
@@ -871,6 +907,7 @@ static void on_message(struct agent *a, struct wire_msg *m)
         send_hello(a);
         break;
     case WIRE_TASK: {
+        a->received++;
         struct wire_msg *copy = xmalloc(sizeof *copy);
         *copy = *m;
         wire_msg_init(m, WIRE_NONE); /* ownership moves to the queue */
@@ -1010,7 +1047,7 @@ int agent_run(struct agent *a)
         }
         if (now - a->last_beat >= a->hb_ms) {
             if (a->state == ST_READY)
-                send_simple(a, WIRE_HEARTBEAT, 0);
+                send_heartbeat(a);
             else if (now - a->last_hello >= a->backoff_ms) {
                 send_hello(a);
                 a->backoff_ms = a->backoff_ms * 2 > 5000 ? 5000 : a->backoff_ms * 2;

@@ -1,5 +1,8 @@
 /* t_coordinator.c - a real coordinator (thread, inproc) fed raw bad
- * messages: each gets a clear Error and changes nothing else. */
+ * messages: each gets a clear Error and changes nothing else. Hand-made
+ * workers: a malformed result is refused and its task requeued; a task whose
+ * result was refused without naming it is requeued by the worker's next
+ * heartbeat, which no longer lists it, and the job finishes. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -148,6 +151,150 @@ static void worker_results(void *ctx)
     ok(got && r.u.result_ack.accepted, "the head f32 + rest bf16 result is accepted");
     if (got)
         wire_msg_release(&r);
+    /* Leave: the task sent meanwhile is handed back. */
+    wire_msg_init(&m, WIRE_BYE);
+    wire_send(ws, NULL, 0, &m);
+    zmq_close(ws);
+}
+
+/* job_status(): job 1's requeued count, its state into state (size 16). */
+static int64_t job_status(char *state)
+{
+    struct wire_msg m, rep;
+    wire_msg_init(&m, WIRE_STATUS);
+    m.u.status.job_id = 1;
+    wire_send(sock, NULL, 0, &m);
+    snprintf(state, 16, "?");
+    if (recv_kind(sock, WIRE_STATUS_REPLY, &rep))
+        return -1;
+    int64_t n = -1;
+    if (rep.u.status_reply.n_jobs == 1) {
+        n = rep.u.status_reply.jobs[0].requeued;
+        snprintf(state, 16, "%s", rep.u.status_reply.jobs[0].state);
+    }
+    wire_msg_release(&rep);
+    return n;
+}
+
+/* heartbeat(): send one listing n tasks, received Task messages; return the
+ * kind of the next message that arrives within ms (WIRE_NONE: none). */
+static enum wire_kind heartbeat(void *ws, uint64_t received, const struct wire_task_ref *held,
+                                int n, int ms, struct wire_msg *next)
+{
+    struct wire_msg m;
+    char err[WIRE_ERR_MAX];
+    wire_msg_init(&m, WIRE_HEARTBEAT);
+    m.u.heartbeat.received = received;
+    m.u.heartbeat.n = n;
+    for (int i = 0; i < n; i++)
+        m.u.heartbeat.tasks[i] = held[i];
+    wire_send(ws, NULL, 0, &m);
+    zmq_pollitem_t it = {.socket = ws, .events = ZMQ_POLLIN};
+    if (zmq_poll(&it, 1, ms) <= 0 || wire_recv(ws, NULL, NULL, 0, &lim, next, err, sizeof err))
+        return WIRE_NONE;
+    return next->kind;
+}
+
+/* answer(): a well-formed result for denoise task t (zero latents). */
+static void answer(void *ws, const struct wire_task *t)
+{
+    static float head[3 * 16 * 2 * 2];
+    static uint16_t rest[9 * 16 * 2 * 2];
+    int64_t nh = t->len < 3 ? t->len : 3;
+    int64_t hs[4] = {nh, 16, 2, 2}, rs[4] = {t->len - nh, 16, 2, 2};
+    struct wire_msg m;
+    wire_msg_init(&m, WIRE_RESULT);
+    m.u.result = (struct wire_task_ref){t->job_id, t->task_id, t->attempt};
+    wire_msg_add_tensor(&m, WIRE_DTYPE_F32, 4, hs, head);
+    wire_msg_add_tensor(&m, WIRE_DTYPE_BF16, 4, rs, rest);
+    wire_send(ws, NULL, 0, &m);
+}
+
+/* worker_lost(): a worker takes task X, then answers it naming another task
+ * (refused: "unknown task") and keeps heartbeating. Without reconciliation
+ * X stays running on it forever; its heartbeat, which does not list X,
+ * requeues X, and the worker finishes the job. */
+static void worker_lost(void *ctx)
+{
+    void *ws = zmq_socket(ctx, ZMQ_DEALER);
+    zmq_connect(ws, "inproc://t");
+    struct wire_msg m, r;
+    char state[16];
+    wire_msg_init(&m, WIRE_HELLO);
+    m.u.hello.protocol = WIRE_PROTOCOL_VERSION;
+    snprintf(m.u.hello.name, WIRE_NAME_MAX, "lost");
+    snprintf(m.u.hello.backend, WIRE_NAME_MAX, "sim");
+    m.u.hello.n_models = 1;
+    snprintf(m.u.hello.models[0], WIRE_NAME_MAX, "sim");
+    wire_send(ws, NULL, 0, &m);
+    ok(recv_kind(ws, WIRE_HELLO_ACK, &r) == 0, "a second worker joins");
+    wire_msg_release(&r);
+    wire_msg_init(&m, WIRE_CREDIT);
+    m.u.credit.n = 1;
+    wire_send(ws, NULL, 0, &m);
+    int got = recv_kind(ws, WIRE_TASK, &r) == 0 && r.u.task.kind == WIRE_TASK_DENOISE;
+    ok(got, "it gets a denoise task X");
+    if (!got) {
+        zmq_close(ws);
+        return;
+    }
+    struct wire_task_ref x = {r.u.task.job_id, r.u.task.task_id, r.u.task.attempt};
+    wire_msg_release(&r);
+    int64_t requeued = job_status(state);
+
+    /* A heartbeat that lists X keeps it; so does one sent before X arrived
+     * (received 0), even though it does not list X. */
+    enum wire_kind k = heartbeat(ws, 1, &x, 1, 3000, &r);
+    is_int(k, WIRE_HEARTBEAT_ACK, "a heartbeat listing X is acknowledged, no task comes back");
+    if (k != WIRE_NONE)
+        wire_msg_release(&r);
+    k = heartbeat(ws, 0, NULL, 0, 3000, &r);
+    is_int(k, WIRE_HEARTBEAT_ACK, "a heartbeat that received no task yet leaves X alone");
+    if (k != WIRE_NONE)
+        wire_msg_release(&r);
+    is_int(job_status(state), requeued, "X was not requeued");
+
+    /* The result names another task: refused, X stays on this worker. */
+    wire_msg_init(&m, WIRE_RESULT);
+    m.u.result = x;
+    m.u.result.task_id = 99999;
+    wire_send(ws, NULL, 0, &m);
+    got = recv_kind(ws, WIRE_ERROR, &r) == 0;
+    ok(got && strstr(r.u.error.message, "unknown task 99999"),
+       "a result for task 99999 is refused");
+    if (got)
+        wire_msg_release(&r);
+    zmq_pollitem_t it = {.socket = ws, .events = ZMQ_POLLIN};
+    is_int(zmq_poll(&it, 1, 300), 0, "nothing comes: X still counts as running on the worker");
+    is_int(job_status(state), requeued, "X is not requeued by the refusal");
+
+    /* The next heartbeat (1 task received, none held) gives X up. */
+    k = heartbeat(ws, 1, NULL, 0, 3000, &r);
+    is_int(k, WIRE_TASK, "a heartbeat without X: the worker's credit is back, a task comes");
+    is_int(job_status(state), requeued + 1, "X was requeued");
+
+    /* Finish the job: every task gets a good result. */
+    int again = 0, tasks = 0;
+    while (k == WIRE_TASK && tasks < 1000) {
+        again |= r.u.task.job_id == x.job_id && r.u.task.task_id == x.task_id &&
+                 r.u.task.attempt == x.attempt + 1;
+        answer(ws, &r.u.task);
+        wire_msg_release(&r);
+        tasks++;
+        k = WIRE_NONE;
+        for (int i = 0; i < 64 && k != WIRE_TASK; i++) { /* skip the result acks */
+            char err[WIRE_ERR_MAX];
+            if (zmq_poll(&it, 1, 500) <= 0 ||
+                wire_recv(ws, NULL, NULL, 0, &lim, &r, err, sizeof err))
+                break;
+            k = r.kind;
+            if (k != WIRE_TASK)
+                wire_msg_release(&r);
+        }
+    }
+    ok(again, "X comes back with attempt %u", x.attempt + 1);
+    job_status(state);
+    is_str(state, "done", "the job finishes (%d more tasks)", tasks);
     zmq_close(ws);
 }
 
@@ -222,6 +369,7 @@ int main(void)
     ok(strstr(msg(&m), "unexpected message 'task'") != NULL, "a coordinator-bound task refused");
     is_int(jobs_count(), 1, "still exactly one job");
     worker_results(ctx);
+    worker_lost(ctx);
 
     zmq_close(sock);
     coordinator_stop(c);

@@ -88,16 +88,16 @@ int main(void)
     int got = sched_next(s, wk, &t);
     ok(got && t.kind == WIRE_TASK_PREPARE && !sched_next(s, wk, &t2),
        "prepare comes first, alone: windows wait for it");
-    struct sched_ref r = {1, t.task_id, t.attempt};
+    struct sched_ref r = {1, t.task_id, t.attempt, 0};
     sched_check_result(s, wk, &r, &chk);
     sched_requeue(s, &chk);
     ok(sched_next(s, wk, &t) && t.kind == WIRE_TASK_PREPARE && t.attempt == 1,
        "a requeued prepare comes back with attempt + 1");
-    r = (struct sched_ref){1, t.task_id, 0};
+    r = (struct sched_ref){1, t.task_id, 0, 0};
     ok(sched_check_result(s, wk, &r, &chk) == SCHED_NOT_HELD ||
            sched_check_result(s, wk, &r, &chk) == SCHED_STALE,
        "the old attempt's result is refused");
-    r = (struct sched_ref){1, t.task_id, t.attempt};
+    r = (struct sched_ref){1, t.task_id, t.attempt, 0};
     ok(sched_check_result(s, wk, &r, &chk) == SCHED_OK, "the current attempt is accepted");
     sched_accept_unit(s, &chk, wk->id);
 
@@ -113,7 +113,7 @@ int main(void)
             break;
         for (int i = 0; i < n; i++) {
             struct sched_task *x = &batch[i];
-            r = (struct sched_ref){1, x->task_id, x->attempt};
+            r = (struct sched_ref){1, x->task_id, x->attempt, 0};
             if (sched_check_result(s, wk, &r, &chk) != SCHED_OK)
                 continue;
             if (x->kind == WIRE_TASK_DECODE) {

@@ -147,7 +147,7 @@ static int run(const struct wire_job_params *p, int n_workers, unsigned seed, in
         if (faults && rand() % 10 == 0) {
             /* The worker dies: its tasks are requeued, then it comes back. */
             uint8_t rid[4] = {(uint8_t)pd.wi, 1, 2, 3};
-            struct sched_ref old = {j->row.id, pd.t.task_id, pd.t.attempt};
+            struct sched_ref old = {j->row.id, pd.t.task_id, pd.t.attempt, 0};
             snprintf(h.name, sizeof h.name, "w%d", pd.wi);
             sched_worker_remove(s, &f->w);
             for (int q = 0; q < n_pend;)
@@ -183,7 +183,7 @@ static int run(const struct wire_job_params *p, int n_workers, unsigned seed, in
             *bytes_full += win->len * fs * 2;
         }
         sim_denoise(p->seed, pd.t.step, p->steps, win->start, win->len, p->height / 8, p->width / 8, x, y);
-        struct sched_ref ref = {j->row.id, pd.t.task_id, pd.t.attempt};
+        struct sched_ref ref = {j->row.id, pd.t.task_id, pd.t.attempt, 0};
         struct sched_task t;
         if (sched_check_result(s, f->w, &ref, &t) != SCHED_OK)
             return 0;
@@ -310,11 +310,11 @@ int main(void)
         sched_worker_credit(s, w2, 2);
         ok(!sched_next(s, w2, &t), "a worker without the job's model gets no task");
 
-        struct sched_ref r = {hi->row.id, 999999, 0};
+        struct sched_ref r = {hi->row.id, 999999, 0, 0};
         is_int(sched_check_result(s, w, &r, &t), SCHED_UNKNOWN_TASK, "unknown task id");
         r.job_id = 12345;
         is_int(sched_check_result(s, w, &r, &t), SCHED_UNKNOWN_JOB, "unknown job id");
-        r = (struct sched_ref){hi->row.id, sched_task_id(hi, 0, 0), hi->win[0].attempt};
+        r = (struct sched_ref){hi->row.id, sched_task_id(hi, 0, 0), hi->win[0].attempt, 0};
         is_int(sched_check_result(s, w2, &r, &t), SCHED_NOT_HELD, "a task the worker does not hold");
         is_int(sched_expire(s, 10000, 5000), 2, "silent workers expire");
         is_int(hi->win[0].state, SCHED_WIN_READY, "their tasks are requeued");

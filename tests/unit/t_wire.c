@@ -43,6 +43,59 @@ int main(void)
     is_int(wire_decode(junk, sizeof junk, &lim, &d, err, sizeof err), ENC_EWIRE, "garbage refused");
     free(buf);
 
+    /* A heartbeat: the tasks the worker holds and the tasks it received. */
+    wire_msg_init(&m, WIRE_HEARTBEAT);
+    m.u.heartbeat.received = 0x1234567890ull;
+    m.u.heartbeat.n = WIRE_HEARTBEAT_MAX;
+    for (int i = 0; i < WIRE_HEARTBEAT_MAX; i++)
+        m.u.heartbeat.tasks[i] = (struct wire_task_ref){
+            (uint64_t)i + 1, 0xffffffffffull + (uint64_t)i, (uint32_t)(3 * i)};
+    is_int(wire_encode(&m, &buf, &len), 0, "encode a heartbeat listing %d tasks",
+           WIRE_HEARTBEAT_MAX);
+    is_int(wire_decode(buf, len, &lim, &d, err, sizeof err), 0, "decode it: %s", err);
+    ok(d.kind == WIRE_HEARTBEAT && d.u.heartbeat.received == 0x1234567890ull &&
+           d.u.heartbeat.n == WIRE_HEARTBEAT_MAX,
+       "kind, received count and task count survive");
+    int same = 1;
+    for (int i = 0; i < WIRE_HEARTBEAT_MAX; i++)
+        same &= d.u.heartbeat.tasks[i].job_id == (uint64_t)i + 1 &&
+                d.u.heartbeat.tasks[i].task_id == 0xffffffffffull + (uint64_t)i &&
+                d.u.heartbeat.tasks[i].attempt == (uint32_t)(3 * i);
+    ok(same, "every task reference survives, in order");
+    wire_msg_release(&d);
+    free(buf);
+    wire_msg_init(&m, WIRE_HEARTBEAT);
+    is_int(wire_encode(&m, &buf, &len), 0, "encode an empty heartbeat");
+    is_int(wire_decode(buf, len, &lim, &d, err, sizeof err), 0, "decode it");
+    ok(d.u.heartbeat.n == 0 && d.u.heartbeat.received == 0, "no tasks, none received");
+    wire_msg_release(&d);
+    free(buf);
+    m.u.heartbeat.n = WIRE_HEARTBEAT_MAX + 1;
+    is_int(wire_encode(&m, &buf, &len), ENC_EINVAL, "a heartbeat over the limit is not encoded");
+    /* Over the limit on the wire (hand-built): envelope field 13 holding
+     * WIRE_HEARTBEAT_MAX + 1 empty TaskRef entries (field 2, length 0). */
+    uint8_t hb[5 + 2 * (WIRE_HEARTBEAT_MAX + 1)];
+    size_t nb = 0;
+    int hb_len = 2 * (WIRE_HEARTBEAT_MAX + 1); /* 128 .. 16383: a two-byte varint */
+    hb[nb++] = 0x08;
+    hb[nb++] = 0x01; /* version 1 */
+    hb[nb++] = 0x6a; /* field 13, length-delimited */
+    hb[nb++] = (uint8_t)(0x80 | (hb_len & 0x7f));
+    hb[nb++] = (uint8_t)(hb_len >> 7);
+    for (int i = 0; i <= WIRE_HEARTBEAT_MAX; i++) {
+        hb[nb++] = 0x12; /* tasks (field 2), length 0 */
+        hb[nb++] = 0x00;
+    }
+    is_int(wire_decode(hb, nb, &lim, &d, err, sizeof err), ENC_EWIRE,
+           "a heartbeat listing %d tasks is refused", WIRE_HEARTBEAT_MAX + 1);
+    ok(strstr(err, "heartbeat lists 65 tasks, at most 64 allowed") != NULL, "says so: %s", err);
+    /* The old field 1 (repeated uint64 running, never used) is skipped. */
+    uint8_t old[] = {0x08, 0x01, 0x6a, 0x04, 0x08, 0x05, 0x18, 0x02};
+    is_int(wire_decode(old, sizeof old, &lim, &d, err, sizeof err), 0,
+           "a heartbeat with field 1 decodes");
+    ok(d.u.heartbeat.n == 0 && d.u.heartbeat.received == 2, "field 1 ignored, received read");
+    wire_msg_release(&d);
+
     /* Size limit. */
     struct wire_limits small = {.max_envelope = 8, .max_tensor = 16};
     wire_msg_init(&m, WIRE_STATUS);
