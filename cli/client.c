@@ -26,8 +26,8 @@ void client_set_keys(const struct curve_client *k)
     client_keys = k;
 }
 
-#define HANDSHAKE_FAILED                                                                       \
-    (ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |              \
+#define HANDSHAKE_FAILED                                                                           \
+    (ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |                  \
      ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
 
 /* handshake_monitor(): a PAIR socket that receives s's failed handshakes;
@@ -63,8 +63,8 @@ static void say_handshake_failed(void *mon, const char *cmd, const char *ep)
     if (more)
         zmq_recv(mon, addr, sizeof addr, 0);
     unsigned event = (unsigned)ev[0] | (unsigned)ev[1] << 8;
-    uint32_t value = (uint32_t)ev[2] | (uint32_t)ev[3] << 8 | (uint32_t)ev[4] << 16 |
-                     (uint32_t)ev[5] << 24;
+    uint32_t value =
+        (uint32_t)ev[2] | (uint32_t)ev[3] << 8 | (uint32_t)ev[4] << 16 | (uint32_t)ev[5] << 24;
     if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
         fprintf(stderr,
                 "encore %s: the coordinator at '%s' refused this client's key (ZAP status "

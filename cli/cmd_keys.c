@@ -6,9 +6,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "commands.h"
 #include "common/curve_keys.h"
 #include "common/err.h"
-#include "commands.h"
 
 static const char usage[] =
     "usage: encore keys gen DIR [--name NAME]\n"
@@ -47,8 +47,8 @@ static int keys_gen(int argc, char **argv)
     int rc = curve_keys_generate(dir, name, &p);
     if (rc)
         return rc == ENC_EINVAL ? EXIT_STATUS_USAGE : EXIT_STATUS_FAILURE;
-    printf("wrote %s/%s.key (secret: keep it on this machine) and %s/%s.pub (public key %s)\n",
-           dir, name, dir, name, p.pub);
+    printf("wrote %s/%s.key (secret: keep it on this machine) and %s/%s.pub (public key %s)\n", dir,
+           name, dir, name, p.pub);
     memset(&p, 0, sizeof p);
     return EXIT_STATUS_OK;
 }

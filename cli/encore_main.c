@@ -40,10 +40,10 @@ static const struct {
     command_fn *fn;
     int remote;
 } commands[] = {
-    {"render", cmd_render, 0},   {"submit", cmd_submit, 1}, {"status", cmd_status, 1},
-    {"watch", cmd_watch, 1},     {"cancel", cmd_cancel, 1}, {"workers", cmd_workers, 1},
-    {"get", cmd_get, 1},         {"model", cmd_model, 0},   {"parity", cmd_parity, 0},
-    {"bench", cmd_bench, 0},     {"examples", cmd_examples, 0}, {"keys", cmd_keys, 0},
+    {"render", cmd_render, 0}, {"submit", cmd_submit, 1},     {"status", cmd_status, 1},
+    {"watch", cmd_watch, 1},   {"cancel", cmd_cancel, 1},     {"workers", cmd_workers, 1},
+    {"get", cmd_get, 1},       {"model", cmd_model, 0},       {"parity", cmd_parity, 0},
+    {"bench", cmd_bench, 0},   {"examples", cmd_examples, 0}, {"keys", cmd_keys, 0},
 };
 
 static struct curve_client client_keys;
@@ -82,8 +82,9 @@ int main(int argc, char **argv)
         int help = i + 1 < argc && cli_is_help(argv[i + 1]);
         if (commands[c].remote && g.keys && !help) {
             if (curve_keys_load_client(g.keys, "client", &client_keys)) {
-                fprintf(stderr, "encore %s: cannot use the CurveZMQ keys in '%s' (--keys or "
-                                "ENCORE_KEYS; see `encore keys gen --help`)\n",
+                fprintf(stderr,
+                        "encore %s: cannot use the CurveZMQ keys in '%s' (--keys or "
+                        "ENCORE_KEYS; see `encore keys gen --help`)\n",
                         argv[i], g.keys);
                 return EXIT_STATUS_USAGE;
             }

@@ -33,8 +33,8 @@ static int read_small(const char *path, char *buf, size_t cap)
 {
     FILE *f = fopen(path, "rb");
     if (!f)
-        return log_error_rc(errno == ENOENT ? ENC_EINVAL : ENC_EIO,
-                            "cannot read key file '%s': %s", path, strerror(errno));
+        return log_error_rc(errno == ENOENT ? ENC_EINVAL : ENC_EIO, "cannot read key file '%s': %s",
+                            path, strerror(errno));
     size_t n = fread(buf, 1, cap - 1, f);
     int err = ferror(f), more = !err && fgetc(f) != EOF;
     fclose(f);
@@ -66,8 +66,7 @@ static int check_key(const char *path, const char *what, const char *s, char *ou
                                 path, what, i + 1);
     uint8_t bin[CURVE_KEYS_BYTES];
     if (!zmq_z85_decode(bin, s))
-        return log_error_rc(ENC_EINVAL, "key file '%s': the %s key is not valid Z85", path,
-                            what);
+        return log_error_rc(ENC_EINVAL, "key file '%s': the %s key is not valid Z85", path, what);
     memcpy(out, s, CURVE_KEYS_Z85 + 1);
     return 0;
 }
@@ -93,9 +92,8 @@ int curve_keys_read_public(const char *path, char key[CURVE_KEYS_Z85 + 1])
     if (!*s)
         return log_error_rc(ENC_EINVAL, "key file '%s' is empty", path);
     if (strchr(s, '\n'))
-        return log_error_rc(ENC_EINVAL,
-                            "key file '%s' has more than one line (a .pub file holds one key)",
-                            path);
+        return log_error_rc(
+            ENC_EINVAL, "key file '%s' has more than one line (a .pub file holds one key)", path);
     return check_key(path, "public", s, key);
 }
 
@@ -125,8 +123,8 @@ int curve_keys_read_pair(const char *path, struct curve_pair *p)
                                 "key file '%s' line %d: unknown field '%s' (public or secret)",
                                 path, line_no, line);
         if ((is_pub && have_pub) || (is_sec && have_sec))
-            return log_error_rc(ENC_EINVAL, "key file '%s' line %d: a second %s key", path,
-                                line_no, line);
+            return log_error_rc(ENC_EINVAL, "key file '%s' line %d: a second %s key", path, line_no,
+                                line);
         if ((rc = check_key(path, line, val, is_pub ? p->pub : p->sec)))
             return rc;
         have_pub |= is_pub;
@@ -142,9 +140,8 @@ int curve_keys_read_pair(const char *path, struct curve_pair *p)
         return log_error_rc(ENC_EINVAL, "key file '%s': cannot derive the public key: %s", path,
                             zmq_strerror(errno));
     if (strcmp(derived, p->pub) != 0)
-        return log_error_rc(ENC_EINVAL,
-                            "key file '%s': the public key does not belong to the secret key",
-                            path);
+        return log_error_rc(
+            ENC_EINVAL, "key file '%s': the public key does not belong to the secret key", path);
     struct stat st;
     if (stat(path, &st) == 0 && (st.st_mode & 077))
         log_warn("key file '%s' can be read by others: chmod 600 it", path);
@@ -246,8 +243,7 @@ int curve_keys_set_client(void *sock, const struct curve_client *c)
     if (zmq_setsockopt(sock, ZMQ_CURVE_SERVERKEY, c->server, CURVE_KEYS_Z85 + 1) != 0 ||
         zmq_setsockopt(sock, ZMQ_CURVE_PUBLICKEY, c->pair.pub, CURVE_KEYS_Z85 + 1) != 0 ||
         zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, c->pair.sec, CURVE_KEYS_Z85 + 1) != 0)
-        return log_error_rc(ENC_EINVAL, "cannot set the CurveZMQ keys: %s",
-                            zmq_strerror(errno));
+        return log_error_rc(ENC_EINVAL, "cannot set the CurveZMQ keys: %s", zmq_strerror(errno));
     return 0;
 }
 

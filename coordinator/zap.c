@@ -23,8 +23,8 @@
 #include "common/xmalloc.h"
 
 #define ZAP_ENDPOINT "inproc://zeromq.zap.01"
-#define ZAP_FRAMES_MAX 8  /* the request's frames kept; the rest are read and dropped */
-#define ZAP_BATCH 64      /* requests answered per zap_serve() */
+#define ZAP_FRAMES_MAX 8 /* the request's frames kept; the rest are read and dropped */
+#define ZAP_BATCH 64     /* requests answered per zap_serve() */
 
 struct zap {
     void *sock;
@@ -33,7 +33,7 @@ struct zap {
     struct zap_stats st;
     uint8_t last_key[CURVE_KEYS_BYTES]; /* the refused key logged last */
     int64_t last_log_ms;
-    int64_t unlogged;                   /* refusals of last_key since then, not logged */
+    int64_t unlogged; /* refusals of last_key since then, not logged */
 };
 
 static int64_t mono_ms(void)
