@@ -8,25 +8,102 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <zmq.h>
 
 #include "cli/commands.h"
 #include "common/blend.h"
+#include "common/curve_keys.h"
 #include "common/err.h"
 #include "common/media.h"
 #include "common/parse.h"
 #include "common/plan.h"
 
+static const struct curve_client *client_keys;
+
+void client_set_keys(const struct curve_client *k)
+{
+    client_keys = k;
+}
+
+#define HANDSHAKE_FAILED                                                                           \
+    (ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |                  \
+     ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
+
+/* handshake_monitor(): a PAIR socket that receives s's failed handshakes;
+ * NULL if it cannot be made (the call then only has its timeout). */
+static void *handshake_monitor(void *ctx, void *s)
+{
+    static int seq;
+    char mep[96];
+    snprintf(mep, sizeof mep, "inproc://encore-client-handshake-%d-%d", (int)getpid(),
+             __atomic_fetch_add(&seq, 1, __ATOMIC_RELAXED));
+    if (zmq_socket_monitor(s, mep, HANDSHAKE_FAILED) != 0)
+        return NULL;
+    void *m = zmq_socket(ctx, ZMQ_PAIR);
+    int linger = 0;
+    zmq_setsockopt(m, ZMQ_LINGER, &linger, sizeof linger);
+    if (zmq_connect(m, mep) != 0) {
+        zmq_close(m);
+        zmq_socket_monitor(s, NULL, 0);
+        return NULL;
+    }
+    return m;
+}
+
+/* say_handshake_failed(): read the monitor's event and explain it. */
+static void say_handshake_failed(void *mon, const char *cmd, const char *ep)
+{
+    uint8_t ev[6] = {0};
+    zmq_recv(mon, ev, sizeof ev, 0);
+    char addr[256];
+    int more = 0;
+    size_t sz = sizeof more;
+    zmq_getsockopt(mon, ZMQ_RCVMORE, &more, &sz);
+    if (more)
+        zmq_recv(mon, addr, sizeof addr, 0);
+    unsigned event = (unsigned)ev[0] | (unsigned)ev[1] << 8;
+    uint32_t value =
+        (uint32_t)ev[2] | (uint32_t)ev[3] << 8 | (uint32_t)ev[4] << 16 | (uint32_t)ev[5] << 24;
+    if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
+        fprintf(stderr,
+                "encore %s: the coordinator at '%s' refused this client's key (ZAP status "
+                "%u): its client.pub must be in the coordinator's authorized/ directory\n",
+                cmd, ep, (unsigned)value);
+    else if (!client_keys)
+        fprintf(stderr,
+                "encore %s: the coordinator at '%s' broke off the handshake: it requires "
+                "CurveZMQ (give --keys DIR or ENCORE_KEYS=DIR, holding client.key and "
+                "coordinator.pub)\n",
+                cmd, ep);
+    else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL &&
+             value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH)
+        fprintf(stderr,
+                "encore %s: the coordinator at '%s' does not use CurveZMQ: drop --keys (and "
+                "ENCORE_KEYS)\n",
+                cmd, ep);
+    else
+        fprintf(stderr,
+                "encore %s: the CurveZMQ handshake with the coordinator at '%s' failed: was "
+                "it started with --keys, and is coordinator.pub its public key?\n",
+                cmd, ep);
+}
+
 int client_call(void *zctx, const char *ep, const char *cmd, struct wire_msg *req,
                 struct wire_msg *rep, int timeout_ms)
 {
     void *ctx = zctx ? zctx : zmq_ctx_new();
-    void *s = zmq_socket(ctx, ZMQ_DEALER);
+    void *s = zmq_socket(ctx, ZMQ_DEALER), *mon = NULL;
     int linger = 0, rc = EXIT_STATUS_FAILURE;
+    int remote = strncmp(ep, "inproc://", 9) != 0;
     struct wire_limits lim;
     char err[WIRE_ERR_MAX];
     wire_limits_default(&lim);
     zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
+    if (remote && client_keys && curve_keys_set_client(s, client_keys) != 0)
+        goto out;
+    if (remote)
+        mon = handshake_monitor(ctx, s);
     if (zmq_connect(s, ep) != 0) {
         fprintf(stderr, "encore %s: bad coordinator endpoint '%s': %s\n", cmd, ep,
                 zmq_strerror(errno));
@@ -35,10 +112,15 @@ int client_call(void *zctx, const char *ep, const char *cmd, struct wire_msg *re
     }
     req->request_id = 1;
     wire_send(s, NULL, 0, req);
-    zmq_pollitem_t it = {.socket = s, .events = ZMQ_POLLIN};
-    if (zmq_poll(&it, 1, timeout_ms) <= 0) {
+    zmq_pollitem_t it[2] = {{.socket = s, .events = ZMQ_POLLIN},
+                            {.socket = mon, .events = ZMQ_POLLIN}};
+    if (zmq_poll(it, mon ? 2 : 1, timeout_ms) <= 0) {
         fprintf(stderr, "encore %s: no answer from the coordinator at '%s' within %d ms\n", cmd,
                 ep, timeout_ms);
+        goto out;
+    }
+    if (!(it[0].revents & ZMQ_POLLIN)) {
+        say_handshake_failed(mon, cmd, ep);
         goto out;
     }
     if (wire_recv(s, NULL, NULL, 0, &lim, rep, err, sizeof err)) {
@@ -53,6 +135,10 @@ int client_call(void *zctx, const char *ep, const char *cmd, struct wire_msg *re
     }
     rc = 0;
 out:
+    if (mon) {
+        zmq_socket_monitor(s, NULL, 0);
+        zmq_close(mon);
+    }
     zmq_close(s);
     if (!zctx)
         zmq_ctx_term(ctx);

@@ -19,6 +19,17 @@
 int client_call(void *zctx, const char *ep, const char *cmd, struct wire_msg *req,
                 struct wire_msg *rep, int timeout_ms);
 
+struct curve_client;
+/*
+ * client_set_keys() makes every later client_call() to a coordinator not on
+ * inproc:// a CurveZMQ client with keys k (borrowed: it must outlive the
+ * calls; NULL: none again). Over tcp:// and ipc://, client_call() also
+ * watches the handshake: when the coordinator refuses this client's key, or
+ * one side uses CurveZMQ and the other not, it says so at once instead of
+ * waiting for its timeout.
+ */
+void client_set_keys(const struct curve_client *k);
+
 /* Options of `encore render` and `encore submit`. */
 struct render_opts {
     struct wire_job_params p;

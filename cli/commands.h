@@ -17,6 +17,7 @@ enum exit_status {
 /* Options before the command name (`encore --coordinator EP status`). */
 struct global_opts {
     const char *coordinator; /* endpoint, default DEFAULT_COORDINATOR_EP */
+    const char *keys;        /* CurveZMQ key directory (--keys, ENCORE_KEYS); NULL: none */
     int json;                /* not global in the contract, kept per command */
 };
 
@@ -25,7 +26,7 @@ struct global_opts {
 typedef int command_fn(const struct global_opts *g, int argc, char **argv);
 
 command_fn cmd_render, cmd_submit, cmd_status, cmd_watch, cmd_cancel, cmd_workers, cmd_get,
-    cmd_model, cmd_parity, cmd_bench, cmd_examples;
+    cmd_model, cmd_parity, cmd_bench, cmd_examples, cmd_keys;
 
 /* cli_is_help() is true for -h and --help. */
 int cli_is_help(const char *arg);

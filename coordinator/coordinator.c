@@ -31,6 +31,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "common/curve_keys.h"
 #include "common/err.h"
 #include "common/latent_file.h"
 #include "common/log.h"
@@ -43,6 +44,7 @@
 #include "coordinator/journal.h"
 #include "coordinator/scheduler.h"
 #include "coordinator/store.h"
+#include "coordinator/zap.h"
 #include "worker/decode_stage.h"
 #include "worker/sim.h"
 
@@ -96,6 +98,7 @@ struct coordinator {
      * cookie is its slot + 1; free slots are stacked in held_free. */
     struct held_ack *held;
     size_t n_held, cap_held, *held_free, n_free;
+    struct zap *zap; /* the ZAP handler (--keys); NULL: no CurveZMQ */
 };
 
 struct held_ack {
@@ -1416,6 +1419,59 @@ static int on_loaded(void *ctx, const struct store_job *row, const struct store_
     return 0;
 }
 
+/*
+ * Security (DESIGN 5, docs/protocol.md). With keys_dir the ROUTER is a
+ * CURVE server and the ZAP handler (coordinator/zap.h), bound first in the
+ * same context, lets in the keys of keys_dir/authorized; coordinator_run()
+ * answers it from its poll. Without, only an endpoint that other machines
+ * cannot reach is served, unless insecure says otherwise: security_check()
+ * says so before anything is opened, security_setup() sets up the socket.
+ */
+static int security_check(const struct coordinator_opts *o)
+{
+    if (o->keys_dir || curve_keys_endpoint_local(o->listen))
+        return 0;
+    if (!o->insecure)
+        return log_error_rc(ENC_EINVAL,
+                            "refusing to listen on '%s' without CurveZMQ: other machines could "
+                            "submit jobs and take tasks; give --keys DIR (see deploy/README.md), "
+                            "or --insecure on a network you trust",
+                            o->listen);
+    log_warn("listening on '%s' with no authentication or encryption (--insecure): anyone who "
+             "reaches it can submit jobs and act as a worker",
+             o->listen);
+    return 0;
+}
+
+static int security_setup(struct coordinator *c)
+{
+    const struct coordinator_opts *o = &c->o;
+    if (!o->keys_dir)
+        return 0;
+    struct curve_pair pair;
+    char *key = xasprintf("%s/coordinator.key", o->keys_dir);
+    char *auth = xasprintf("%s/authorized", o->keys_dir);
+    int rc = curve_keys_read_pair(key, &pair), one = 1;
+    if (rc == 0)
+        rc = zap_new(c->ctx, auth, &c->zap);
+    if (rc == 0 && (zmq_setsockopt(c->sock, ZMQ_ZAP_DOMAIN, "encore", 6) != 0 ||
+                    zmq_setsockopt(c->sock, ZMQ_CURVE_SERVER, &one, sizeof one) != 0 ||
+                    zmq_setsockopt(c->sock, ZMQ_CURVE_SECRETKEY, pair.sec,
+                                   CURVE_KEYS_Z85 + 1) != 0))
+        rc = log_error_rc(ENC_EINVAL, "cannot make '%s' a CurveZMQ server: %s", o->listen,
+                          zmq_strerror(errno));
+    if (rc == 0) {
+        log_info("CurveZMQ: public key %s, %zu peer key(s) authorized in %s", pair.pub,
+                 zap_keys(c->zap), auth);
+        if (zap_keys(c->zap) == 0)
+            log_warn("no key in '%s': every worker and client will be refused", auth);
+    }
+    memset(&pair, 0, sizeof pair);
+    free(key);
+    free(auth);
+    return rc;
+}
+
 int coordinator_new(const struct coordinator_opts *o, struct coordinator **out)
 {
     struct coordinator *c = xcalloc(1, sizeof *c);
@@ -1423,6 +1479,10 @@ int coordinator_new(const struct coordinator_opts *o, struct coordinator **out)
                                 .task_requeued = hook_requeued, .settled = hook_settled};
     int rc;
     *out = NULL;
+    if ((rc = security_check(o))) {
+        free(c);
+        return rc;
+    }
     /* Every turn frees and reallocates the same tensor-sized buffers (ours
      * and ZeroMQ's): keep freed heap pages instead of trimming them and
      * faulting them in again each turn. Bounded by one turn's peak, not by
@@ -1481,6 +1541,8 @@ int coordinator_new(const struct coordinator_opts *o, struct coordinator **out)
     zmq_setsockopt(c->sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
     zmq_setsockopt(c->sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
     zmq_setsockopt(c->sock, ZMQ_ROUTER_MANDATORY, &mandatory, sizeof mandatory);
+    if ((rc = security_setup(c)))
+        goto fail;
     if (zmq_bind(c->sock, o->listen) != 0) {
         rc = log_error_rc(ENC_EIO, "cannot listen on '%s': %s", o->listen, zmq_strerror(errno));
         goto fail;
@@ -1561,16 +1623,20 @@ int coordinator_run(struct coordinator *c)
     int64_t turn_start = -1; /* when the open turn got its first message */
     int rc = 0;
     while (!c->stop) {
-        zmq_pollitem_t it[2] = {{.socket = c->sock, .events = ZMQ_POLLIN},
-                                {.fd = committer_fd(c->committer), .events = ZMQ_POLLIN}};
+        zmq_pollitem_t it[3] = {{.socket = c->sock, .events = ZMQ_POLLIN},
+                                {.fd = committer_fd(c->committer), .events = ZMQ_POLLIN},
+                                {.socket = c->zap ? zap_socket(c->zap) : NULL,
+                                 .events = ZMQ_POLLIN}};
         long timeout = 100;
         if (turn_start >= 0 && !committer_busy(c->committer)) {
             int64_t left = turn_start + c->o.commit_ms - now_ms();
             timeout = left > 0 ? (long)left : 0;
         }
-        int pr = zmq_poll(it, 2, timeout);
+        int pr = zmq_poll(it, c->zap ? 3 : 2, timeout);
         if (pr < 0 && errno != EINTR)
             return log_error_rc(ENC_EIO, "poll failed: %s", zmq_strerror(errno));
+        if (c->zap)
+            zap_serve(c->zap); /* handshakes wait for it: answer first */
         if ((rc = reap(c, 0)))
             return rc;
         int got = run_deferred(c);
@@ -1644,6 +1710,7 @@ void coordinator_destroy(struct coordinator **pc)
     free(c->seen_flight.e);
     if (c->sock)
         zmq_close(c->sock);
+    zap_destroy(&c->zap);
     if (c->own_ctx)
         zmq_ctx_term(c->ctx);
     sched_destroy(&c->sched);

@@ -28,6 +28,10 @@ struct coordinator_opts {
     int64_t max_blob;       /* bytes of one input file (audio, image); 0: default */
     int commit_ms;          /* a busy turn's transaction gathers results this long (0: one
                              * commit per poll wake-up); tasks never wait for it */
+    const char *keys_dir;   /* CurveZMQ: DIR/coordinator.key is the server's pair and
+                             * DIR/authorized/NAME.pub the peers let in (read once); NULL:
+                             * no security, only for a local listen endpoint */
+    int insecure;           /* allow a non-local listen endpoint without keys_dir */
 };
 
 #define COORDINATOR_MAX_BLOB_DEFAULT ((int64_t)256 << 20)
@@ -44,8 +48,11 @@ void coordinator_opts_default(struct coordinator_opts *o);
 
 /*
  * coordinator_new() opens the state directory (store, latent stores),
- * requeues what a previous run left running and binds the endpoint.
- * Returns 0 or a negative enc_err, logged with the offending path/endpoint.
+ * requeues what a previous run left running and binds the endpoint (a
+ * CURVE server with a ZAP handler when keys_dir is set). Returns 0 or a
+ * negative enc_err, logged with the offending path/endpoint/key file;
+ * ENC_EINVAL for a listen endpoint reachable from other machines without
+ * keys_dir or insecure.
  */
 int coordinator_new(const struct coordinator_opts *o, struct coordinator **out);
 

@@ -12,7 +12,7 @@
 #include "coordinator/coordinator.h"
 
 static const char usage[] =
-    "usage: encore-coordinator [--listen EP] [--state DIR] [options]\n"
+    "usage: encore-coordinator [--listen EP] [--state DIR] [--keys DIR] [options]\n"
     "\n"
     "  --listen EP        endpoint to serve (default tcp://127.0.0.1:7707)\n"
     "  --state DIR        state directory: database and latent stores (default encore-state)\n"
@@ -22,6 +22,12 @@ static const char usage[] =
     "  --max-blob N       largest input file (audio, image) accepted, bytes (default 256 MiB)\n"
     "  --no-fsync         do not fsync at each commit (survives a crash of the\n"
     "                     process, not of the machine)\n"
+    "  --keys DIR         CurveZMQ: encrypt and authenticate; DIR/coordinator.key is\n"
+    "                     this coordinator's pair, DIR/authorized/*.pub the workers and\n"
+    "                     clients let in (read at start: restart after a change).\n"
+    "                     Needed to listen on anything but inproc://, ipc:// or a\n"
+    "                     loopback address (see deploy/README.md)\n"
+    "  --insecure         listen on such an endpoint without --keys (a trusted network)\n"
     "  --log-level L      error|warn|info|debug\n"
     "  -h, --help         this text\n";
 
@@ -50,12 +56,17 @@ int main(int argc, char **argv)
             return 0;
         } else if (strcmp(a, "--no-fsync") == 0) {
             o.durable = 0;
+        } else if (strcmp(a, "--insecure") == 0) {
+            o.insecure = 1;
         } else if (!v) {
             fprintf(stderr, "encore-coordinator: unknown option or missing value '%s'\n%s", a,
                     usage);
             return 2;
         } else if (strcmp(a, "--listen") == 0) {
             o.listen = v;
+            i++;
+        } else if (strcmp(a, "--keys") == 0) {
+            o.keys_dir = v;
             i++;
         } else if (strcmp(a, "--state") == 0) {
             o.state_dir = v;

@@ -30,6 +30,7 @@
 #include <zmq.h>
 
 #include "common/bf16.h"
+#include "common/curve_keys.h"
 #include "common/err.h"
 #include "common/latent_file.h"
 #include "common/log.h"
@@ -823,6 +824,8 @@ static void open_socket(struct agent *a)
     zmq_setsockopt(a->sock, ZMQ_LINGER, &linger, sizeof linger);
     zmq_setsockopt(a->sock, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl);
     zmq_setsockopt(a->sock, ZMQ_RECONNECT_IVL_MAX, &ivl_max, sizeof ivl_max);
+    if (a->o.curve)
+        curve_keys_set_client(a->sock, a->o.curve); /* checked by the keys' loader */
     if (zmq_connect(a->sock, a->o.coordinator) != 0)
         log_error("cannot connect to '%s': %s", a->o.coordinator, zmq_strerror(errno));
     a->last_heard = now_ms();

@@ -23,6 +23,8 @@
 
 #include <stdint.h>
 
+struct curve_client;
+
 struct agent_opts {
     const char *coordinator; /* endpoint */
     const char *name;        /* NULL: host-pid */
@@ -35,6 +37,8 @@ struct agent_opts {
                                 compute included (its result is ready then) */
     int cache_windows;       /* windows kept for affinity */
     void *zmq_ctx;           /* NULL: own context */
+    const struct curve_client *curve; /* CurveZMQ keys (borrowed, outlive the agent);
+                                         NULL: none */
 };
 
 struct agent;

@@ -6,13 +6,14 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/curve_keys.h"
 #include "common/log.h"
 #include "common/parse.h"
 #include "worker/agent.h"
 
 static const char usage[] =
     "usage: encore-worker --coordinator EP [--models DIR | --tiny] [--device cpu|cuda:N]\n"
-    "                     [--name NAME] [--backend engine|sim] [--sim-ms N]\n"
+    "                     [--name NAME] [--backend engine|sim] [--sim-ms N] [--keys DIR]\n"
     "\n"
     "  --coordinator EP   coordinator endpoint (default tcp://127.0.0.1:7707)\n"
     "  --backend B        engine (the model) or sim: a cheap deterministic stand-in\n"
@@ -23,6 +24,9 @@ static const char usage[] =
     "  --name NAME        worker name (default host-pid)\n"
     "  --cache-windows N  window outputs kept for affinity (default 16)\n"
     "  --threads N        cpu threads of the engine (default: one per core)\n"
+    "  --keys DIR         CurveZMQ: DIR/worker.key is this worker's pair and\n"
+    "                     DIR/coordinator.pub the coordinator's key (for a coordinator\n"
+    "                     started with --keys; see deploy/README.md)\n"
     "  --log-level L      error|warn|info|debug\n";
 
 static struct agent *running;
@@ -37,6 +41,7 @@ static void on_signal(int sig)
 int main(int argc, char **argv)
 {
     struct agent_opts o;
+    const char *keys_dir = NULL;
     agent_opts_default(&o);
     o.backend = "engine";
     o.model = NULL;
@@ -64,6 +69,8 @@ int main(int argc, char **argv)
             o.device = argv[++i];
         } else if (strcmp(a, "--name") == 0) {
             o.name = argv[++i];
+        } else if (strcmp(a, "--keys") == 0) {
+            keys_dir = argv[++i];
         } else if (strcmp(a, "--sim-ms") == 0 || strcmp(a, "--cache-windows") == 0 ||
                    strcmp(a, "--threads") == 0) {
             int n;
@@ -96,6 +103,14 @@ int main(int argc, char **argv)
     else if (!o.model) {
         fprintf(stderr, "encore-worker: name a model with --models DIR or --tiny\n");
         return 2;
+    }
+    static struct curve_client keys;
+    if (keys_dir) {
+        if (curve_keys_load_client(keys_dir, "worker", &keys)) {
+            fprintf(stderr, "encore-worker: cannot use the CurveZMQ keys in '%s'\n", keys_dir);
+            return 2;
+        }
+        o.curve = &keys;
     }
     struct agent *a;
     int rc = agent_new(&o, &a);
