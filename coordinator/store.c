@@ -141,6 +141,11 @@ int store_open(const char *dir, int durable, struct store **out)
     if (access(dir, W_OK | X_OK) != 0)
         return log_error_rc(ENC_EIO, "state directory '%s' is not writable: %s", dir,
                             strerror(errno));
+    /* One connection, used by one thread at a time but not always the same
+     * one (the loop, the committer): SQLite's multi-thread mode (NOMUTEX),
+     * which a library built single-threaded cannot give. */
+    if (!sqlite3_threadsafe())
+        return log_error_rc(ENC_EDB, "this SQLite library is built without thread support");
     s = xcalloc(1, sizeof *s);
     s->path = xasprintf("%s/encore.db", dir);
     if (sqlite3_open_v2(s->path, &s->db,
