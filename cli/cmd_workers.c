@@ -5,8 +5,8 @@
 #include <string.h>
 
 #include "cli/client.h"
-#include "common/status_json.h"
 #include "commands.h"
+#include "common/status_json.h"
 
 static const char usage[] = "usage: encore [--coordinator EP] workers [--json]\n";
 

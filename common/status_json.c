@@ -17,10 +17,9 @@ void status_json_job(struct textbuf *b, const struct wire_job_info *j)
                    "\"requeued\":%lld,\"bytes_sent\":%lld,\"bytes_full\":%lld,"
                    "\"created_at\":%.3f,\"started_at\":%.3f,\"finished_at\":%.3f,\"error\":",
                    (long long)j->n_windows, j->steps, (long long)j->latent_frames,
-                   (long long)j->windows_done, (long long)j->tasks_done,
-                   (long long)j->tasks_total, (long long)j->stale_results,
-                   (long long)j->requeued, (long long)j->bytes_sent, (long long)j->bytes_full,
-                   j->created_at, j->started_at, j->finished_at);
+                   (long long)j->windows_done, (long long)j->tasks_done, (long long)j->tasks_total,
+                   (long long)j->stale_results, (long long)j->requeued, (long long)j->bytes_sent,
+                   (long long)j->bytes_full, j->created_at, j->started_at, j->finished_at);
     textbuf_json_str(b, j->error);
     textbuf_printf(b, ",\"segments\":%lld,\"segments_done\":%lld,\"prepared\":%s}",
                    (long long)j->segments, (long long)j->segments_done,

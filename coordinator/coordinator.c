@@ -1569,8 +1569,8 @@ static void http_metrics(struct coordinator *c, struct http_response *r)
     metric(&b, "encore_coordinator_results_total", "counter", "Results applied.", st->results);
     metric(&b, "encore_coordinator_stale_results_total", "counter",
            "Results dropped as stale (an older attempt).", st->stale);
-    metric(&b, "encore_coordinator_bad_messages_total", "counter",
-           "Messages refused as malformed.", st->bad_messages);
+    metric(&b, "encore_coordinator_bad_messages_total", "counter", "Messages refused as malformed.",
+           st->bad_messages);
     metric(&b, "encore_coordinator_tasks_sent_total", "counter", "Tasks sent to workers.",
            st->tasks_sent);
     metric(&b, "encore_coordinator_bytes_sent_total", "counter",
@@ -1628,8 +1628,9 @@ static void http_route(void *ctx, const char *path, struct http_response *r)
     } else if (strcmp(path, "/metrics") == 0) {
         http_metrics(c, r);
     } else {
-        http_json_error(r, 404, "unknown path '%s': try /status, /status/ID, /workers, "
-                                "/metrics or /healthz",
+        http_json_error(r, 404,
+                        "unknown path '%s': try /status, /status/ID, /workers, "
+                        "/metrics or /healthz",
                         path);
     }
 }

@@ -78,8 +78,8 @@ int http_parse_addr(const char *addr, char *host, size_t host_cap, int *port)
         colon = NULL; /* an IPv6 address needs brackets */
     }
     if (!colon || hn == 0 || hn >= host_cap)
-        return log_error_rc(ENC_EINVAL, "bad http address '%s': want HOST:PORT, e.g. 127.0.0.1:7708",
-                            addr);
+        return log_error_rc(ENC_EINVAL,
+                            "bad http address '%s': want HOST:PORT, e.g. 127.0.0.1:7708", addr);
     if (parse_int(colon + 1, 1, 65535, port))
         return log_error_rc(ENC_EINVAL, "bad http address '%s': port must be 1..65535", addr);
     memcpy(host, h, hn);
@@ -197,8 +197,7 @@ static size_t head_end(const char *req, size_t n)
 /* parse(): checks the head (request line METHOD SP /TARGET SP HTTP/1.x,
  * then NAME: VALUE lines) and puts the method and path (target without
  * query) into method[] and path[]. Returns 0, or -1 for a malformed head. */
-static int parse(char *req, size_t n, char *method, size_t method_cap, char *path,
-                 size_t path_cap)
+static int parse(char *req, size_t n, char *method, size_t method_cap, char *path, size_t path_cap)
 {
     char *line = req, *end = req + n;
     char *nl = memchr(line, '\n', (size_t)(end - line));
@@ -265,8 +264,7 @@ static void try_write(struct http_conn *c, int64_t now)
     c->deadline = now + HTTP_DRAIN_MS;
 }
 
-static void respond(struct http_conn *c, const struct http_response *r, int head_only,
-                    int64_t now)
+static void respond(struct http_conn *c, const struct http_response *r, int head_only, int64_t now)
 {
     c->out = render(r, head_only, &c->out_n);
     c->out_off = 0;
@@ -380,8 +378,8 @@ int http_poll_items(struct http *h, zmq_pollitem_t *items)
         if (c->fd < 0)
             continue;
         h->polled[h->n_polled++] = k;
-        items[n++] = (zmq_pollitem_t){
-            .fd = c->fd, .events = c->phase == HTTP_WRITE ? ZMQ_POLLOUT : ZMQ_POLLIN};
+        items[n++] = (zmq_pollitem_t){.fd = c->fd,
+                                      .events = c->phase == HTTP_WRITE ? ZMQ_POLLOUT : ZMQ_POLLIN};
     }
     return n;
 }
