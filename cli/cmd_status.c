@@ -6,28 +6,10 @@
 
 #include "cli/client.h"
 #include "common/parse.h"
+#include "common/status_json.h"
 #include "commands.h"
 
 static const char usage[] = "usage: encore [--coordinator EP] status [JOB] [--json]\n";
-
-static void print_job_json(const struct wire_job_info *j)
-{
-    printf("{\"id\":%llu,\"state\":", (unsigned long long)j->id);
-    client_json_str(j->state);
-    printf(",\"priority\":%d,\"model\":", j->priority);
-    client_json_str(j->model);
-    printf(",\"windows\":%lld,\"steps\":%d,\"latent_frames\":%lld,\"windows_done\":%lld,"
-           "\"tasks_done\":%lld,\"tasks_total\":%lld,\"stale_results\":%lld,\"requeued\":%lld,"
-           "\"bytes_sent\":%lld,\"bytes_full\":%lld,\"created_at\":%.3f,\"started_at\":%.3f,"
-           "\"finished_at\":%.3f,\"error\":",
-           (long long)j->n_windows, j->steps, (long long)j->latent_frames,
-           (long long)j->windows_done, (long long)j->tasks_done, (long long)j->tasks_total,
-           (long long)j->stale_results, (long long)j->requeued, (long long)j->bytes_sent,
-           (long long)j->bytes_full, j->created_at, j->started_at, j->finished_at);
-    client_json_str(j->error);
-    printf(",\"segments\":%lld,\"segments_done\":%lld,\"prepared\":%s}", (long long)j->segments,
-           (long long)j->segments_done, j->prepared ? "true" : "false");
-}
 
 int cmd_status(const struct global_opts *g, int argc, char **argv)
 {
@@ -50,20 +32,15 @@ int cmd_status(const struct global_opts *g, int argc, char **argv)
     if (rc)
         return rc;
     if (json) {
-        if (id) {
-            print_job_json(&rep.u.status_reply.jobs[0]);
-        } else {
-            printf("{\"jobs\":[");
-            for (int i = 0; i < rep.u.status_reply.n_jobs; i++) {
-                if (i)
-                    putchar(',');
-                print_job_json(&rep.u.status_reply.jobs[i]);
-            }
-            printf("],\"stale_results\":%lld,\"bad_messages\":%lld}",
-                   (long long)rep.u.status_reply.stale_results,
-                   (long long)rep.u.status_reply.bad_messages);
-        }
-        putchar('\n');
+        struct textbuf b = {0};
+        if (id)
+            status_json_job(&b, &rep.u.status_reply.jobs[0]);
+        else
+            status_json_jobs(&b, rep.u.status_reply.jobs, rep.u.status_reply.n_jobs,
+                             rep.u.status_reply.stale_results, rep.u.status_reply.bad_messages);
+        textbuf_append(&b, "\n", 1);
+        fwrite(b.p, 1, b.n, stdout);
+        textbuf_free(&b);
     } else {
         printf("%-6s %-10s %4s %-8s %9s %13s %6s\n", "JOB", "STATE", "PRIO", "MODEL", "WINDOWS",
                "TASKS", "STALE");

@@ -6,6 +6,7 @@
 
 #include "cli/client.h"
 #include "commands.h"
+#include "common/status_json.h"
 
 static const char usage[] = "usage: encore [--coordinator EP] workers [--json]\n";
 
@@ -27,39 +28,22 @@ int cmd_workers(const struct global_opts *g, int argc, char **argv)
     int rc = client_call(NULL, g->coordinator, "workers", &req, &rep, 10000);
     if (rc)
         return rc;
-    if (json)
-        printf("{\"workers\":[");
-    else
-        printf("%-4s %-20s %-8s %-8s %-6s %7s %10s\n", "ID", "NAME", "BACKEND", "DEVICE",
-               "STATE", "RUNNING", "TASKS_DONE");
+    if (json) {
+        struct textbuf b = {0};
+        status_json_workers(&b, rep.u.workers_reply.workers, rep.u.workers_reply.n_workers);
+        textbuf_append(&b, "\n", 1);
+        fwrite(b.p, 1, b.n, stdout);
+        textbuf_free(&b);
+        wire_msg_release(&rep);
+        return EXIT_STATUS_OK;
+    }
+    printf("%-4s %-20s %-8s %-8s %-6s %7s %10s\n", "ID", "NAME", "BACKEND", "DEVICE", "STATE",
+           "RUNNING", "TASKS_DONE");
     for (int i = 0; i < rep.u.workers_reply.n_workers; i++) {
         const struct wire_worker_info *w = &rep.u.workers_reply.workers[i];
-        if (json) {
-            printf("%s{\"id\":%llu,\"name\":", i ? "," : "", (unsigned long long)w->id);
-            client_json_str(w->name);
-            printf(",\"backend\":");
-            client_json_str(w->backend);
-            printf(",\"device\":");
-            client_json_str(w->device);
-            printf(",\"state\":");
-            client_json_str(w->state);
-            printf(",\"models\":[");
-            for (int k = 0; k < w->n_models; k++) {
-                if (k)
-                    putchar(',');
-                client_json_str(w->models[k]);
-            }
-            printf("],\"running\":%d,\"tasks_done\":%lld,\"last_seen\":%.3f,"
-                   "\"connected_at\":%.3f}",
-                   w->running, (long long)w->tasks_done, w->last_seen, w->connected_at);
-        } else {
-            printf("%-4llu %-20s %-8s %-8s %-6s %7d %10lld\n", (unsigned long long)w->id,
-                   w->name, w->backend, w->device, w->state, w->running,
-                   (long long)w->tasks_done);
-        }
+        printf("%-4llu %-20s %-8s %-8s %-6s %7d %10lld\n", (unsigned long long)w->id, w->name,
+               w->backend, w->device, w->state, w->running, (long long)w->tasks_done);
     }
-    if (json)
-        printf("]}\n");
     wire_msg_release(&rep);
     return EXIT_STATUS_OK;
 }

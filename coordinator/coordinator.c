@@ -23,6 +23,7 @@
 #include <fcntl.h>
 #include <malloc.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,10 +38,14 @@
 #include "common/log.h"
 #include "common/media.h"
 #include "common/plan.h"
+#include "common/parse.h"
 #include "common/sha256.h"
+#include "common/status_json.h"
+#include "common/textbuf.h"
 #include "common/wire.h"
 #include "common/xmalloc.h"
 #include "coordinator/committer.h"
+#include "coordinator/http.h"
 #include "coordinator/journal.h"
 #include "coordinator/scheduler.h"
 #include "coordinator/store.h"
@@ -99,6 +104,7 @@ struct coordinator {
     struct held_ack *held;
     size_t n_held, cap_held, *held_free, n_free;
     struct zap *zap; /* the ZAP handler (--keys); NULL: no CurveZMQ */
+    struct http *http; /* the status endpoint (--http); NULL: none */
 };
 
 struct held_ack {
@@ -1034,6 +1040,23 @@ static void on_cancel(struct coordinator *c, const uint8_t *rid, size_t rid_len,
     snprintf(o->m.u.cancel_reply.state, sizeof o->m.u.cancel_reply.state, "cancelled");
 }
 
+static void worker_info(const struct sched_worker *w, int64_t now, double wall,
+                        struct wire_worker_info *wi)
+{
+    memset(wi, 0, sizeof *wi);
+    wi->id = w->id;
+    memcpy(wi->name, w->name, sizeof wi->name);
+    memcpy(wi->backend, w->backend, sizeof wi->backend);
+    memcpy(wi->device, w->device, sizeof wi->device);
+    wi->n_models = w->n_models;
+    memcpy(wi->models, w->models, sizeof wi->models);
+    snprintf(wi->state, sizeof wi->state, "%s", w->n_running ? "busy" : "idle");
+    wi->running = w->n_running;
+    wi->tasks_done = w->tasks_done;
+    wi->last_seen = wall - (double)(now - w->last_seen_ms) / 1000.0;
+    wi->connected_at = w->connected_at;
+}
+
 static void on_workers(struct coordinator *c, const uint8_t *rid, size_t rid_len,
                        const struct wire_msg *m)
 {
@@ -1044,20 +1067,8 @@ static void on_workers(struct coordinator *c, const uint8_t *rid, size_t rid_len
     o->m.u.workers_reply.n_workers = (int)n;
     int64_t now = now_ms();
     double wall = now_wall();
-    for (size_t i = 0; i < n; i++) {
-        struct wire_worker_info *wi = &o->m.u.workers_reply.workers[i];
-        wi->id = ws[i]->id;
-        memcpy(wi->name, ws[i]->name, sizeof wi->name);
-        memcpy(wi->backend, ws[i]->backend, sizeof wi->backend);
-        memcpy(wi->device, ws[i]->device, sizeof wi->device);
-        wi->n_models = ws[i]->n_models;
-        memcpy(wi->models, ws[i]->models, sizeof wi->models);
-        snprintf(wi->state, sizeof wi->state, "%s", ws[i]->n_running ? "busy" : "idle");
-        wi->running = ws[i]->n_running;
-        wi->tasks_done = ws[i]->tasks_done;
-        wi->last_seen = wall - (double)(now - ws[i]->last_seen_ms) / 1000.0;
-        wi->connected_at = ws[i]->connected_at;
-    }
+    for (size_t i = 0; i < n; i++)
+        worker_info(ws[i], now, wall, &o->m.u.workers_reply.workers[i]);
 }
 
 static void on_get_latents(struct coordinator *c, const uint8_t *rid, size_t rid_len,
@@ -1472,6 +1483,158 @@ static int security_setup(struct coordinator *c)
     return rc;
 }
 
+/*
+ * The --http status endpoint (coordinator/http.h): read-only views of the
+ * scheduler, built like the replies to Status and Workers so /status and
+ * /workers are byte for byte what `encore status --json` and `encore
+ * workers --json` print (common/status_json.h), newline included.
+ */
+static void http_json_error(struct http_response *r, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void http_json_error(struct http_response *r, int status, const char *fmt, ...)
+{
+    char msg[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    struct textbuf b = {0};
+    textbuf_printf(&b, "{\"error\":");
+    textbuf_json_str(&b, msg);
+    textbuf_printf(&b, "}\n");
+    r->status = status;
+    r->content_type = "application/json";
+    r->body = textbuf_take(&b, &r->body_len);
+}
+
+static void http_status(struct coordinator *c, const char *id_s, struct http_response *r)
+{
+    size_t n;
+    struct sched_job *const *jobs = sched_jobs(c->sched, &n);
+    struct textbuf b = {0};
+    struct wire_job_info ji;
+    if (id_s) {
+        int64_t id;
+        struct sched_job *j = NULL;
+        if (parse_i64(id_s, 1, INT64_MAX, &id) == 0)
+            j = sched_job_find(c->sched, (uint64_t)id);
+        if (!j) {
+            http_json_error(r, 404, "unknown job '%s'", id_s);
+            return;
+        }
+        job_info(j, 0, &ji);
+        status_json_job(&b, &ji);
+    } else {
+        struct wire_job_info *all = xcalloc(n + 1, sizeof *all);
+        for (size_t i = 0; i < n; i++)
+            job_info(jobs[i], 0, &all[i]);
+        status_json_jobs(&b, all, (int)n, c->st.stale, c->st.bad_messages);
+        free(all);
+    }
+    textbuf_append(&b, "\n", 1);
+    r->status = 200;
+    r->content_type = "application/json";
+    r->body = textbuf_take(&b, &r->body_len);
+}
+
+static void http_workers(struct coordinator *c, struct http_response *r)
+{
+    size_t n;
+    struct sched_worker *const *ws = sched_workers(c->sched, &n);
+    struct wire_worker_info *all = xcalloc(n + 1, sizeof *all);
+    int64_t now = now_ms();
+    double wall = now_wall();
+    for (size_t i = 0; i < n; i++)
+        worker_info(ws[i], now, wall, &all[i]);
+    struct textbuf b = {0};
+    status_json_workers(&b, all, (int)n);
+    free(all);
+    textbuf_append(&b, "\n", 1);
+    r->status = 200;
+    r->content_type = "application/json";
+    r->body = textbuf_take(&b, &r->body_len);
+}
+
+static void metric(struct textbuf *b, const char *name, const char *type, const char *help,
+                   int64_t v)
+{
+    textbuf_printf(b, "# HELP %s %s\n# TYPE %s %s\n%s %lld\n", name, help, name, type, name,
+                   (long long)v);
+}
+
+static void http_metrics(struct coordinator *c, struct http_response *r)
+{
+    struct textbuf b = {0};
+    const struct coordinator_stats *st = &c->st;
+    metric(&b, "encore_coordinator_results_total", "counter", "Results applied.", st->results);
+    metric(&b, "encore_coordinator_stale_results_total", "counter",
+           "Results dropped as stale (an older attempt).", st->stale);
+    metric(&b, "encore_coordinator_bad_messages_total", "counter", "Messages refused as malformed.",
+           st->bad_messages);
+    metric(&b, "encore_coordinator_tasks_sent_total", "counter", "Tasks sent to workers.",
+           st->tasks_sent);
+    metric(&b, "encore_coordinator_bytes_sent_total", "counter",
+           "Input bytes sent to workers with tasks.", st->bytes_sent);
+    metric(&b, "encore_coordinator_bytes_full_total", "counter",
+           "Input bytes the tasks would have needed without window affinity.", st->bytes_full);
+    metric(&b, "encore_coordinator_commits_total", "counter",
+           "Transactions committed (turns made durable).", st->batches);
+    metric(&b, "encore_coordinator_commit_waits_total", "counter",
+           "Results deferred until their window's last move committed.", st->commit_waits);
+    size_t n_workers, n_jobs;
+    sched_workers(c->sched, &n_workers);
+    metric(&b, "encore_workers_connected", "gauge", "Workers connected.", (int64_t)n_workers);
+    struct sched_job *const *jobs = sched_jobs(c->sched, &n_jobs);
+    int64_t by_state[SCHED_JOB_CANCELLED + 1] = {0};
+    for (size_t i = 0; i < n_jobs; i++)
+        if ((int)jobs[i]->state >= 0 && jobs[i]->state <= SCHED_JOB_CANCELLED)
+            by_state[jobs[i]->state]++;
+    textbuf_printf(&b, "# HELP encore_jobs Jobs by state.\n# TYPE encore_jobs gauge\n");
+    for (int s = 0; s <= SCHED_JOB_CANCELLED; s++)
+        textbuf_printf(&b, "encore_jobs{state=\"%s\"} %lld\n",
+                       sched_job_state_name((enum sched_job_state)s), (long long)by_state[s]);
+    static const char *const per_job[2][2] = {
+        {"encore_job_tasks_done", "Tasks done, per running job."},
+        {"encore_job_tasks_total", "Tasks of the job, per running job."}};
+    for (int f = 0; f < 2; f++) {
+        textbuf_printf(&b, "# HELP %s %s\n# TYPE %s gauge\n", per_job[f][0], per_job[f][1],
+                       per_job[f][0]);
+        for (size_t i = 0; i < n_jobs; i++)
+            if (jobs[i]->state == SCHED_JOB_RUNNING)
+                textbuf_printf(&b, "%s{job=\"%llu\"} %lld\n", per_job[f][0],
+                               (unsigned long long)jobs[i]->row.id,
+                               (long long)(f ? jobs[i]->tasks_total : jobs[i]->tasks_done));
+    }
+    r->status = 200;
+    r->content_type = "text/plain; version=0.0.4; charset=utf-8";
+    r->body = textbuf_take(&b, &r->body_len);
+}
+
+/* http_route(): the http_handler; every view is read-only. */
+static void http_route(void *ctx, const char *path, struct http_response *r)
+{
+    struct coordinator *c = ctx;
+    if (strcmp(path, "/healthz") == 0) {
+        r->status = 200;
+        r->content_type = "text/plain; charset=utf-8";
+        r->body = xstrdup("ok\n");
+        r->body_len = 3;
+    } else if (strcmp(path, "/status") == 0) {
+        http_status(c, NULL, r);
+    } else if (strncmp(path, "/status/", 8) == 0) {
+        http_status(c, path + 8, r);
+    } else if (strcmp(path, "/workers") == 0) {
+        http_workers(c, r);
+    } else if (strcmp(path, "/metrics") == 0) {
+        http_metrics(c, r);
+    } else {
+        http_json_error(r, 404,
+                        "unknown path '%s': try /status, /status/ID, /workers, "
+                        "/metrics or /healthz",
+                        path);
+    }
+}
+
 int coordinator_new(const struct coordinator_opts *o, struct coordinator **out)
 {
     struct coordinator *c = xcalloc(1, sizeof *c);
@@ -1548,6 +1711,8 @@ int coordinator_new(const struct coordinator_opts *o, struct coordinator **out)
         goto fail;
     }
     log_info("listening on %s, state in %s", o->listen, o->state_dir);
+    if (o->http && (rc = http_new(o->http, http_route, c, &c->http)))
+        goto fail;
     *out = c;
     return 0;
 fail:
@@ -1623,16 +1788,19 @@ int coordinator_run(struct coordinator *c)
     int64_t turn_start = -1; /* when the open turn got its first message */
     int rc = 0;
     while (!c->stop) {
-        zmq_pollitem_t it[3] = {{.socket = c->sock, .events = ZMQ_POLLIN},
-                                {.fd = committer_fd(c->committer), .events = ZMQ_POLLIN},
-                                {.socket = c->zap ? zap_socket(c->zap) : NULL,
-                                 .events = ZMQ_POLLIN}};
+        zmq_pollitem_t it[3 + HTTP_POLL_ITEMS] = {
+            {.socket = c->sock, .events = ZMQ_POLLIN},
+            {.fd = committer_fd(c->committer), .events = ZMQ_POLLIN},
+            {.socket = c->zap ? zap_socket(c->zap) : NULL, .events = ZMQ_POLLIN}};
+        int n_it = c->zap ? 3 : 2, http_at = n_it;
+        if (c->http)
+            n_it += http_poll_items(c->http, it + http_at);
         long timeout = 100;
         if (turn_start >= 0 && !committer_busy(c->committer)) {
             int64_t left = turn_start + c->o.commit_ms - now_ms();
             timeout = left > 0 ? (long)left : 0;
         }
-        int pr = zmq_poll(it, c->zap ? 3 : 2, timeout);
+        int pr = zmq_poll(it, n_it, timeout);
         if (pr < 0 && errno != EINTR)
             return log_error_rc(ENC_EIO, "poll failed: %s", zmq_strerror(errno));
         if (c->zap)
@@ -1665,6 +1833,8 @@ int coordinator_run(struct coordinator *c)
         }
         dispatch(c);
         flush_tasks(c);
+        if (c->http)
+            http_serve(c->http, it + http_at, n_it - http_at);
         if (turn_start < 0 && (got > 0 || turn_pending(c)))
             turn_start = now;
         if (turn_start < 0 || committer_busy(c->committer) ||
@@ -1708,6 +1878,7 @@ void coordinator_destroy(struct coordinator **pc)
     free(c->dirty);
     free(c->seen_open.e);
     free(c->seen_flight.e);
+    http_destroy(&c->http);
     if (c->sock)
         zmq_close(c->sock);
     zap_destroy(&c->zap);

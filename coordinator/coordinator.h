@@ -32,6 +32,8 @@ struct coordinator_opts {
                              * DIR/authorized/NAME.pub the peers let in (read once); NULL:
                              * no security, only for a local listen endpoint */
     int insecure;           /* allow a non-local listen endpoint without keys_dir */
+    const char *http;       /* HOST:PORT of the read-only HTTP status endpoint
+                             * (coordinator/http.h); NULL: none */
 };
 
 #define COORDINATOR_MAX_BLOB_DEFAULT ((int64_t)256 << 20)
@@ -52,7 +54,8 @@ void coordinator_opts_default(struct coordinator_opts *o);
  * CURVE server with a ZAP handler when keys_dir is set). Returns 0 or a
  * negative enc_err, logged with the offending path/endpoint/key file;
  * ENC_EINVAL for a listen endpoint reachable from other machines without
- * keys_dir or insecure.
+ * keys_dir or insecure. With o->http it also listens there (a bad
+ * address or one in use is refused, naming it).
  */
 int coordinator_new(const struct coordinator_opts *o, struct coordinator **out);
 

@@ -10,9 +10,10 @@
 #include "common/log.h"
 #include "common/parse.h"
 #include "coordinator/coordinator.h"
+#include "coordinator/http.h"
 
 static const char usage[] =
-    "usage: encore-coordinator [--listen EP] [--state DIR] [--keys DIR] [options]\n"
+    "usage: encore-coordinator [--listen EP] [--state DIR] [--keys DIR] [--http ADDR] [options]\n"
     "\n"
     "  --listen EP        endpoint to serve (default tcp://127.0.0.1:7707)\n"
     "  --state DIR        state directory: database and latent stores (default encore-state)\n"
@@ -28,6 +29,10 @@ static const char usage[] =
     "                     Needed to listen on anything but inproc://, ipc:// or a\n"
     "                     loopback address (see deploy/README.md)\n"
     "  --insecure         listen on such an endpoint without --keys (a trusted network)\n"
+    "  --http ADDR        serve read-only status over HTTP on HOST:PORT, e.g.\n"
+    "                     127.0.0.1:7708: /status, /status/ID, /workers, /metrics,\n"
+    "                     /healthz. Unauthenticated: bind it to loopback or a\n"
+    "                     private network\n"
     "  --log-level L      error|warn|info|debug\n"
     "  -h, --help         this text\n";
 
@@ -64,6 +69,13 @@ int main(int argc, char **argv)
             return 2;
         } else if (strcmp(a, "--listen") == 0) {
             o.listen = v;
+            i++;
+        } else if (strcmp(a, "--http") == 0) {
+            char host[256];
+            int port;
+            if (http_parse_addr(v, host, sizeof host, &port))
+                return 2;
+            o.http = v;
             i++;
         } else if (strcmp(a, "--keys") == 0) {
             o.keys_dir = v;
