@@ -450,18 +450,3 @@ int client_write_latents(const char *path, const uint16_t *data, int64_t L, int6
     }
     return 0;
 }
-
-void client_json_str(const char *s)
-{
-    putchar('"');
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\')
-            printf("\\%c", ch);
-        else if (ch < 0x20)
-            printf("\\u%04x", ch);
-        else
-            putchar(ch);
-    }
-    putchar('"');
-}

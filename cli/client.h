@@ -78,9 +78,6 @@ int client_get_output(void *zctx, const char *ep, const char *cmd, uint64_t id,
 int client_get_latents(void *zctx, const char *ep, const char *cmd, uint64_t id,
                        const char *path);
 
-/* client_json_str() prints s as a JSON string literal. */
-void client_json_str(const char *s);
-
 /*
  * client_watch() polls job id until it is over, showing one live progress
  * line on stderr (unless quiet): steps and windows done, tasks/s, ETA and
