@@ -187,19 +187,10 @@ static double farm_cpu(struct farm *f)
 /* farm_agent_stats(): the workers' runner figures, summed. */
 static void farm_agent_stats(struct farm *f, struct agent_stats *sum)
 {
-    if (f->e) {
+    if (f->e)
         embed_agent_stats(f->e, sum);
-        return;
-    }
-    memset(sum, 0, sizeof *sum);
-    for (int i = 0; i < f->n; i++)
-        if (f->a[i]) {
-            struct agent_stats st;
-            agent_get_stats(f->a[i], &st);
-            sum->tasks += st.tasks;
-            sum->busy_s += st.busy_s;
-            sum->starved_s += st.starved_s;
-        }
+    else
+        agent_sum_stats(f->a, f->n, sum);
 }
 
 static void farm_stop(struct farm *f)

@@ -123,15 +123,7 @@ double embed_coordinator_cpu(struct embed *e)
 
 void embed_agent_stats(struct embed *e, struct agent_stats *sum)
 {
-    memset(sum, 0, sizeof *sum);
-    for (int i = 0; i < e->n; i++)
-        if (e->a[i]) {
-            struct agent_stats st;
-            agent_get_stats(e->a[i], &st);
-            sum->tasks += st.tasks;
-            sum->busy_s += st.busy_s;
-            sum->starved_s += st.starved_s;
-        }
+    agent_sum_stats(e->a, e->n, sum);
 }
 
 void embed_stop(struct embed **pe)

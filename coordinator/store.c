@@ -9,12 +9,10 @@
 
 #include <errno.h>
 #include <sqlite3.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "common/err.h"
@@ -354,18 +352,6 @@ int store_worker_seen(struct store *s, const struct wire_hello *h, double now)
     bind_text(st, 4, models);
     sqlite3_bind_double(st, 5, now);
     return run(s, ST_WORKER_SEEN);
-}
-
-int store_event(struct store *s, uint64_t job_id, const char *kind, const char *fmt, ...)
-{
-    char msg[512];
-    struct timespec ts;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return store_event_at(s, job_id, kind, (double)ts.tv_sec + ts.tv_nsec * 1e-9, msg);
 }
 
 int store_event_at(struct store *s, uint64_t job_id, const char *kind, double at,

@@ -67,9 +67,8 @@ int store_task_running(struct store *s, uint64_t job_id, int64_t k, int step, ui
 int store_task_finish(struct store *s, uint64_t job_id, int64_t k, int step, const char *state,
                       double at);
 int store_worker_seen(struct store *s, const struct wire_hello *h, double now);
-int store_event(struct store *s, uint64_t job_id, const char *kind, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-/* store_event_at(): an event of wall-clock time at (seconds), message msg. */
+/* store_event_at(): an event of wall-clock time at (seconds), message msg
+ * (journal_event() formats and timestamps the coordinator's). */
 int store_event_at(struct store *s, uint64_t job_id, const char *kind, double at,
                    const char *msg);
 

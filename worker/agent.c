@@ -154,6 +154,19 @@ void agent_get_stats(struct agent *a, struct agent_stats *st)
     pthread_mutex_unlock(&a->mu);
 }
 
+void agent_sum_stats(struct agent *const *a, int n, struct agent_stats *sum)
+{
+    memset(sum, 0, sizeof *sum);
+    for (int i = 0; i < n; i++)
+        if (a[i]) {
+            struct agent_stats st;
+            agent_get_stats(a[i], &st);
+            sum->tasks += st.tasks;
+            sum->busy_s += st.busy_s;
+            sum->starved_s += st.starved_s;
+        }
+}
+
 static int64_t now_ms(void)
 {
     struct timespec ts;

@@ -60,5 +60,7 @@ struct agent_stats {
     double busy_s, starved_s;
 };
 void agent_get_stats(struct agent *a, struct agent_stats *st);
+/* agent_sum_stats(): the figures of n agents (NULL entries skipped), summed. */
+void agent_sum_stats(struct agent *const *a, int n, struct agent_stats *sum);
 
 #endif

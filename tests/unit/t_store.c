@@ -47,7 +47,7 @@ int main(void)
     w[1].received_step = 2;
     is_int(store_window_update(s, j.id, &w[1]), 0, "update a window");
     is_int(store_task_running(s, j.id, 1, 0, 1, "w1", 5.0), 0, "task running");
-    is_int(store_event(s, j.id, "submit", "job %d", 1), 0, "event");
+    is_int(store_event_at(s, j.id, "submit", 1.5, "job 1"), 0, "event");
     is_int(store_commit(s), 0, "commit");
     is_int(store_count(s, "tasks", "state='running'"), 1, "one running task");
     store_close(&s);
